@@ -1,0 +1,5 @@
+"""``python -m revstream`` runs the CLI."""
+
+from revstream.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""The names every layer agrees on: canonical event types, master-data kinds, pipeline stages.
+
+The ``.avsc`` files are the schema truth; these tuples name them so that topics, subjects,
+producers and processors all derive from one list.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["AVRO_NAMESPACE", "EVENT_TYPES", "MASTER_DATA_KINDS", "STAGES"]
+
+AVRO_NAMESPACE: Final = "io.revstream"
+
+EVENT_TYPES: Final = (
+    "quote_approved",
+    "order_accepted",
+    "service_activated",
+    "usage_recorded",
+    "invoice_posted",
+    "payment_received",
+    "payment_failed",
+    "contract_renewed",
+    "contract_amended",
+    "revenue_schedule_adjusted",
+)
+
+MASTER_DATA_KINDS: Final = ("customer", "product", "legal_entity")
+
+# Processing stages, in pipeline order; each has its own dead-letter topic.
+STAGES: Final = ("decode", "dedupe", "policy", "enrich", "reconcile", "recognise", "sink")

@@ -1,0 +1,2 @@
+"""The stream platform every part shares: settings, clients, topic catalog and provisioning, the
+embedded stack, Avro serde with the registry, dead-letter routing and metrics."""
