@@ -24,7 +24,8 @@ _librdkafka_logger = logging.getLogger("librdkafka")
 
 def admin_client(kafka: KafkaSettings, **overrides: Any) -> AdminClient:
     """Return an AdminClient for the configured cluster."""
-    return AdminClient({**kafka.confluent_config(), "logger": _librdkafka_logger, **overrides})
+    config: dict[str, Any] = {**kafka.confluent_config(), "logger": _librdkafka_logger, **overrides}
+    return AdminClient(config)
 
 
 def producer(kafka: KafkaSettings, **overrides: Any) -> Producer:

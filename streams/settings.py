@@ -308,7 +308,8 @@ class Settings(BaseSettings):
             state = json.loads(self.state_file.read_text())
         except FileNotFoundError:
             raise StackError(
-                f"the embedded stack is not running (no {self.state_file}); start it with `revstream stack up`"
+                f"the embedded stack is not running (no {self.state_file}); "
+                "start it with `revstream stack up`"
             ) from None
         endpoints = state.get("endpoints", {})
         kafka = self.kafka
@@ -359,8 +360,10 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             reason = error["msg"].removeprefix("Value error, ")
             given = error.get("input")
-            suffix = f" (got {given!r})" if isinstance(given, str | int) and "password" not in str(
-                error["loc"]
-            ) else ""
+            suffix = (
+                f" (got {given!r})"
+                if isinstance(given, str | int) and "password" not in str(error["loc"])
+                else ""
+            )
             problems.append(f"{_env_name(error['loc'])}: {reason}{suffix}")
         raise SettingsError("; ".join(problems)) from exc

@@ -73,7 +73,9 @@ def _claim_port(port: int, option: str) -> int:
     return port
 
 
-def _wait_until(check: Callable[[], bool], what: str, process: subprocess.Popen[bytes] | None, log: Path) -> None:
+def _wait_until(
+    check: Callable[[], bool], what: str, process: subprocess.Popen[bytes] | None, log: Path
+) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -89,8 +91,10 @@ def _alive(pid: int | None, marker: str) -> bool:
         return False
     try:
         process = psutil.Process(pid)
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE and marker in " ".join(
-            process.cmdline()
+        return (
+            process.is_running()
+            and process.status() != psutil.STATUS_ZOMBIE
+            and marker in " ".join(process.cmdline())
         )
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
@@ -256,7 +260,7 @@ class EmbeddedStack:
 
         user = "pgserver" if os.geteuid() == 0 else None
         with contextlib.suppress(subprocess.CalledProcessError):
-            _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+            _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)  # type: ignore[attr-defined]
 
     @staticmethod
     def _postgres_usable(endpoint: str) -> bool:
@@ -306,6 +310,10 @@ class EmbeddedStack:
         # `stack up` does not take the stack down with it; `stack down` does that.
         with log.open("ab") as out:
             return subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=env,
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
             )

@@ -8,7 +8,7 @@ own id. Faust's changelog topics are created by Faust itself and are not listed 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from schemas.names import EVENT_TYPES, MASTER_DATA_KINDS, STAGES
 from streams.settings import Settings
@@ -39,7 +39,7 @@ class TopicSpec:
     @property
     def config(self) -> dict[str, str]:
         """Return the topic-level configs revstream manages for this topic."""
-        config = {"cleanup.policy": self.cleanup_policy}
+        config: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
         if self.retention_ms is not None:
             config["retention.ms"] = str(self.retention_ms)
         config.update(dict(self.extra_config))
@@ -88,7 +88,10 @@ class TopicCatalog:
 
     def specs(self) -> list[TopicSpec]:
         """Return every topic of the catalog, canonical topics first."""
-        common = {"partitions": self.partitions, "replication_factor": self.replication_factor}
+        common: dict[str, Any] = {
+            "partitions": self.partitions,
+            "replication_factor": self.replication_factor,
+        }
         specs = [
             TopicSpec(
                 self.event_topic(event_type),
@@ -111,10 +114,30 @@ class TopicCatalog:
             for kind in MASTER_DATA_KINDS
         ]
         specs += [
-            TopicSpec(self.enriched_topic, "enriched", key="customer_id", retention_ms=CANONICAL_RETENTION_MS, **common),
-            TopicSpec(self.exceptions_topic, "exceptions", key="customer_id", retention_ms=DEADLETTER_RETENTION_MS, **common),
-            TopicSpec(self.commands_topic, "commands", key="customer_id", retention_ms=CANONICAL_RETENTION_MS, **common),
-            TopicSpec(self.retry_topic, "retry", key="customer_id", retention_ms=RETRY_RETENTION_MS, **common),
+            TopicSpec(
+                self.enriched_topic,
+                "enriched",
+                key="customer_id",
+                retention_ms=CANONICAL_RETENTION_MS,
+                **common,
+            ),
+            TopicSpec(
+                self.exceptions_topic,
+                "exceptions",
+                key="customer_id",
+                retention_ms=DEADLETTER_RETENTION_MS,
+                **common,
+            ),
+            TopicSpec(
+                self.commands_topic,
+                "commands",
+                key="customer_id",
+                retention_ms=CANONICAL_RETENTION_MS,
+                **common,
+            ),
+            TopicSpec(
+                self.retry_topic, "retry", key="customer_id", retention_ms=RETRY_RETENTION_MS, **common
+            ),
         ]
         specs += [
             TopicSpec(

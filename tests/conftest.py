@@ -83,8 +83,9 @@ def topic_factory(admin: AdminClient, unique: Callable[[str], str]) -> Callable[
 
     def make(prefix: str = "test", partitions: int = 1, config: dict[str, str] | None = None) -> str:
         name = unique(prefix)
-        spec = TopicSpec(name, "canonical", partitions, 1, key="test",
-                         extra_config=tuple((config or {}).items()))
+        spec = TopicSpec(
+            name, "canonical", partitions, 1, key="test", extra_config=tuple((config or {}).items())
+        )
         ensure_topics(admin, [spec])
         return name
 

@@ -40,7 +40,9 @@ def demo(keep: bool) -> None:
         metadata = cluster_metadata(settings.kafka)
         catalog_names = {spec.name for spec in catalog_for(settings).specs()}
         missing = catalog_names - set(metadata.topics)
-        click.echo(f"    broker answers; {len(catalog_names) - len(missing)}/{len(catalog_names)} topics present")
+        click.echo(
+            f"    broker answers; {len(catalog_names) - len(missing)}/{len(catalog_names)} topics present"
+        )
         if missing:
             raise click.ClickException(f"topics missing after provisioning: {', '.join(sorted(missing))}")
     finally:

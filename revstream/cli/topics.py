@@ -39,7 +39,9 @@ def apply_command(dry_run: bool) -> None:
     verb = "to create" if dry_run else "created"
     click.echo(f"{created} {verb}, {len(actions) - created - drifted} unchanged, {drifted} drifted")
     if drifted:
-        click.echo("drift is reported, never fixed automatically: review and change those topics by hand", err=True)
+        click.echo(
+            "drift is reported, never fixed automatically: review and change those topics by hand", err=True
+        )
         sys.exit(DRIFT_EXIT_CODE)
 
 
@@ -49,11 +51,19 @@ def list_command(as_json: bool) -> None:
     """List the catalog: name, kind, partitions, key and config."""
     specs = catalog_for(settings_for_cli(resolve_endpoints=False)).specs()
     if as_json:
-        echo_json([
-            {"name": s.name, "kind": s.kind, "partitions": s.partitions,
-             "replication_factor": s.replication_factor, "key": s.key, "config": s.config}
-            for s in specs
-        ])
+        echo_json(
+            [
+                {
+                    "name": s.name,
+                    "kind": s.kind,
+                    "partitions": s.partitions,
+                    "replication_factor": s.replication_factor,
+                    "key": s.key,
+                    "config": s.config,
+                }
+                for s in specs
+            ]
+        )
         return
     for s in specs:
         click.echo(f"{s.name:<44} {s.kind:<11} p={s.partitions:<3} key={s.key:<16} {s.cleanup_policy}")
