@@ -1,0 +1,1 @@
+"""Benchmarks of revstream against raw confluent-kafka + fastavro on the same machine."""
