@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["AVRO_NAMESPACE", "EVENT_TYPES", "MASTER_DATA_KINDS", "STAGES"]
+__all__ = [
+    "AVRO_NAMESPACE",
+    "ERP_NAMESPACE",
+    "EVENTS_NAMESPACE",
+    "EVENT_TYPES",
+    "MASTER_DATA_KINDS",
+    "MASTER_NAMESPACE",
+    "OPS_NAMESPACE",
+    "STAGES",
+]
 
 AVRO_NAMESPACE: Final = "io.revstream"
+# Every record lives under one of these: canonical events, master data, ERP commands, and the
+# business-exception / dead-letter records of operations.
+EVENTS_NAMESPACE: Final = f"{AVRO_NAMESPACE}.events"
+MASTER_NAMESPACE: Final = f"{AVRO_NAMESPACE}.master"
+ERP_NAMESPACE: Final = f"{AVRO_NAMESPACE}.erp"
+OPS_NAMESPACE: Final = f"{AVRO_NAMESPACE}.ops"
 
 EVENT_TYPES: Final = (
     "quote_approved",

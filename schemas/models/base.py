@@ -1,0 +1,106 @@
+"""The base of every model that mirrors an Avro record, and the field types they share.
+
+Each model is frozen, forbids unknown fields and maps one-to-one onto its ``.avsc`` record:
+``str`` for string, :data:`AvroInt` / :data:`AvroLong` for int / long (range-checked, so a model
+that validates always encodes), :data:`TimestampMillis` for timestamp-millis, ``date`` for date,
+a ``StrEnum`` for an enum, ``tuple[...]`` for an array and ``X | None = None`` for an optional
+field. ``to_avro`` gives the dict fastavro writes; ``from_avro`` takes the dict fastavro reads
+(logical types already converted to ``datetime`` / ``date``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "AvroInt",
+    "AvroLong",
+    "AvroPrimitive",
+    "AvroRecord",
+    "Currency",
+    "Id",
+    "TimestampMillis",
+    "to_avro_value",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AvroPrimitive:
+    """Marks which Avro primitive an ``int`` field is (``int`` or ``long``); pydantic ignores it."""
+
+    type: str
+
+
+def _utc_millis(value: datetime) -> datetime:
+    # timestamp-millis carries no zone and no microseconds: demand an aware value, normalise it to
+    # UTC and drop the sub-millisecond part so that a model equals itself after a round trip.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must be timezone-aware (UTC); naive datetimes are ambiguous")
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+AvroInt = Annotated[int, AvroPrimitive("int"), Field(ge=-(2**31), le=2**31 - 1)]
+"""An Avro ``int``: a signed 32-bit integer."""
+
+AvroLong = Annotated[int, AvroPrimitive("long"), Field(ge=-(2**63), le=2**63 - 1)]
+"""An Avro ``long``: a signed 64-bit integer (every ``*_minor`` amount)."""
+
+TimestampMillis = Annotated[datetime, AfterValidator(_utc_millis)]
+"""An instant: timezone-aware, normalised to UTC, millisecond precision."""
+
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+"""An ISO-4217 currency code: three upper-case letters."""
+
+Id = Annotated[str, StringConstraints(min_length=1)]
+"""An identifier: any non-empty string."""
+
+
+def to_avro_value(value: Any) -> Any:
+    """Return ``value`` as fastavro writes it: records as dicts, enums as their symbol."""
+    if isinstance(value, AvroRecord):
+        return value.to_avro()
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [to_avro_value(item) for item in value]
+    return value
+
+
+class AvroRecord(BaseModel):
+    """A pydantic model mirroring one Avro record, field for field and in the same order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    avro_name: ClassVar[str]
+    """The record's name in the schema (without namespace)."""
+
+    avro_namespace: ClassVar[str | None] = None
+    """The namespace of a top-level record; ``None`` for a record nested in another one."""
+
+    @classmethod
+    def avro_full_name(cls) -> str:
+        """Return ``namespace.Name`` for a top-level record, else the bare name."""
+        return f"{cls.avro_namespace}.{cls.avro_name}" if cls.avro_namespace else cls.avro_name
+
+    def to_avro(self) -> dict[str, Any]:
+        """Return the record as the dict fastavro's writer takes, fields in schema order."""
+        return {name: to_avro_value(getattr(self, name)) for name in type(self).model_fields}
+
+    @classmethod
+    def from_avro(cls, record: Mapping[str, Any]) -> Self:
+        """Build the model from a dict fastavro's reader returned.
+
+        Raises:
+            pydantic.ValidationError: when the record does not satisfy the model.
+        """
+        return cls.model_validate(dict(record))

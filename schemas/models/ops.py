@@ -1,0 +1,68 @@
+"""Models of the operations records (``io.revstream.ops``): business exceptions and dead letters."""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from schemas.models.base import AvroInt, AvroLong, AvroRecord, Currency, Id, TimestampMillis
+from schemas.models.enums import ReasonCode
+from schemas.names import OPS_NAMESPACE
+
+__all__ = ["BusinessException", "DeadLetter", "Header"]
+
+logger = logging.getLogger(__name__)
+
+
+class BusinessException(AvroRecord):
+    """A record that was understood but breaks a policy or reconciliation rule."""
+
+    avro_name: ClassVar[str] = "BusinessException"
+    avro_namespace: ClassVar[str | None] = OPS_NAMESPACE
+
+    exception_id: Id
+    reason_code: ReasonCode
+    source_event_id: Id
+    event_type: str
+    customer_id: Id
+    legal_entity: str
+    correlation_id: str
+    detected_at: TimestampMillis
+    detail: str
+    quantity_difference: AvroLong | None = None
+    amount_difference_minor: AvroLong | None = None
+    currency: Currency | None = None
+    subscription_id: Id | None = None
+    metric: str | None = None
+    period: str | None = None
+
+
+class Header(AvroRecord):
+    """One original Kafka header, value bytes untouched."""
+
+    avro_name: ClassVar[str] = "Header"
+
+    key: str
+    value: bytes | None = None
+
+
+class DeadLetter(AvroRecord):
+    """A record the pipeline could not process, kept byte for byte with its error context."""
+
+    avro_name: ClassVar[str] = "DeadLetter"
+    avro_namespace: ClassVar[str | None] = OPS_NAMESPACE
+
+    original_topic: str
+    original_partition: AvroInt
+    original_offset: AvroLong
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: tuple[Header, ...]
+    stage: str
+    reason_code: str
+    error_class: str
+    error_message: str
+    first_failure_at: TimestampMillis
+    last_failure_at: TimestampMillis
+    attempt: AvroInt
+    consumer_group: str | None = None
