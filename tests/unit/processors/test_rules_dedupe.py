@@ -92,8 +92,8 @@ def test_of_any_number_of_repeats_inside_the_horizon_exactly_one_passes(
     seen: Seen | None = None
     decisions = []
     now = NOW
-    for gap in gaps_s[:repeats]:
-        # Clamped so every repeat stays inside the horizon of the first sighting.
+    for gap in [0, *gaps_s][:repeats]:
+        # Clamped so every repeat stays inside the horizon of the first sighting (at NOW).
         now = min(now + timedelta(seconds=gap), NOW + DEFAULT_HORIZON - timedelta(seconds=1))
         decision, seen = observe(seen, fp, now)
         decisions.append(decision)
