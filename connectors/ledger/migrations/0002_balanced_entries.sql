@@ -1,0 +1,46 @@
+-- Double entry as a database guarantee: at commit, every journal entry touched by the
+-- transaction has lines, and per currency its debits equal its credits. The triggers are
+-- deferred because an entry's lines arrive one row at a time; checking each row as it lands
+-- would reject every entry before its last line.
+
+CREATE FUNCTION ledger_check_entry_balanced() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    target text := COALESCE(NEW.entry_id, OLD.entry_id);
+    line_count bigint;
+    bad record;
+BEGIN
+    -- A deleted entry (with its lines) has nothing left to balance.
+    PERFORM 1 FROM journal_entries WHERE entry_id = target;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(*) INTO line_count FROM journal_lines WHERE entry_id = target;
+    IF line_count = 0 THEN
+        RAISE EXCEPTION 'journal entry % has no lines', target
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'journal_entry_balanced';
+    END IF;
+    SELECT currency, sum(debit_minor) AS debits, sum(credit_minor) AS credits INTO bad
+      FROM journal_lines
+     WHERE entry_id = target
+     GROUP BY currency
+    HAVING sum(debit_minor) <> sum(credit_minor)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'journal entry % does not balance in %: debits % <> credits %',
+                target, bad.currency, bad.debits, bad.credits
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'journal_entry_balanced';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE CONSTRAINT TRIGGER journal_lines_balanced
+    AFTER INSERT OR UPDATE OR DELETE ON journal_lines
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ledger_check_entry_balanced();
+
+CREATE CONSTRAINT TRIGGER journal_entries_balanced
+    AFTER INSERT OR UPDATE ON journal_entries
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION ledger_check_entry_balanced();

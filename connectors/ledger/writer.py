@@ -1,0 +1,324 @@
+"""Apply a batch of ERP commands to the ledger in one transaction, together with the consumed offsets.
+
+Exactly once comes from the database, not from Kafka: each command's id goes into
+``applied_commands`` (``ON CONFLICT DO NOTHING``) in the same transaction as its ledger rows and
+the consumer offsets, and only ids that were new have their payload applied. A replayed,
+re-delivered or concurrently applied command is a no-op, whatever Kafka's committed offsets say.
+
+Fast path: one ``INSERT .. RETURNING`` for the ids, ``COPY`` for append-only tables, pipelined
+``executemany`` for the few versioned upserts, deferred constraints checked before commit. If the
+database rejects anything, the batch is rolled back and re-applied on the slow path: one savepoint
+per command, so only the offending commands are rejected (and dead-lettered by the caller) while the
+rest of the batch lands.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from connectors.errors import CommandRejectedError, LedgerUnavailableError
+from connectors.ledger.database import is_connection_error
+from connectors.ledger.rows import (
+    COLUMNS,
+    INSERT_TABLES,
+    UPSERT_ORDER,
+    UPSERT_TABLES,
+    LedgerRows,
+    applied_row,
+    customer_row,
+    first_per_key,
+    newest_per_key,
+    rows_for,
+)
+from schemas.models.erp import ErpCommand
+
+__all__ = ["ApplyOutcome", "CommandRecord", "LedgerWriter", "reason_for"]
+
+logger = logging.getLogger(__name__)
+
+Connection = psycopg.Connection[tuple[object, ...]]
+TopicPartition = tuple[str, int]
+
+# The key of each versioned table, and the SQL that ranks two versions exactly like rows.py does.
+# COLLATE "C" compares text by code point, as Python does, so both sides agree on ties.
+_UPSERT_KEY = {
+    "subscriptions": "subscription_id",
+    "collections_cases": "case_id",
+    "revenue_schedules": "schedule_id",
+}
+_UPSERT_NEWER = {
+    "subscriptions": '(EXCLUDED.version, EXCLUDED.command_id COLLATE "C") > '
+    '(t.version, t.command_id COLLATE "C")',
+    "collections_cases": '(EXCLUDED.attempt, EXCLUDED.status_rank, EXCLUDED.command_id COLLATE "C") > '
+    '(t.attempt, t.status_rank, t.command_id COLLATE "C")',
+    "revenue_schedules": '(EXCLUDED.issued_at, EXCLUDED.command_id COLLATE "C") > '
+    '(t.issued_at, t.command_id COLLATE "C")',
+}
+_APPLIED_TYPES = ("text", "text", "text", "text", "text", "text", "timestamptz", "text", "int4", "int8")
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """A decoded command and where it was read."""
+
+    command: ErpCommand
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class ApplyOutcome:
+    """What one batch did: commands applied, found already applied, and rejected by the ledger."""
+
+    applied: list[CommandRecord] = field(default_factory=list)
+    duplicates: list[CommandRecord] = field(default_factory=list)
+    rejected: list[tuple[CommandRecord, CommandRejectedError]] = field(default_factory=list)
+    rows_written: int = 0
+    slow_path: bool = False
+
+
+def reason_for(sqlstate: str | None, constraint: str | None) -> str:
+    """Return the dead-letter reason code for a database rejection."""
+    if constraint == "journal_entry_balanced":
+        return "UNBALANCED_ENTRY"
+    codes = {"23505": "DUPLICATE_KEY", "23503": "MISSING_REFERENCE", "23502": "MISSING_VALUE"}
+    if sqlstate in codes:
+        return codes[sqlstate]
+    if sqlstate == "23514":
+        return "CONSTRAINT_VIOLATION"
+    if sqlstate and sqlstate.startswith("22"):
+        return "BAD_DATA"
+    return "REJECTED_BY_DATABASE"
+
+
+def _rejection(exc: psycopg.Error, record: CommandRecord) -> CommandRejectedError:
+    diag = exc.diag
+    detail = (diag.message_primary or str(exc)).strip().splitlines()[0]
+    if diag.constraint_name:
+        detail += f" (constraint {diag.constraint_name})"
+    return CommandRejectedError(
+        f"the ledger rejected command {record.command.command_id}: {detail}",
+        reason_code=reason_for(diag.sqlstate, diag.constraint_name),
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )
+
+
+def _is_rejection(exc: psycopg.Error) -> bool:
+    return isinstance(exc, psycopg.IntegrityError | psycopg.DataError) and not is_connection_error(exc)
+
+
+class LedgerWriter:
+    """Writes batches of commands and the sink's offsets through one connection (autocommit mode)."""
+
+    def __init__(self, connection: Connection) -> None:
+        """Write through ``connection``, which must be in autocommit mode (transactions are explicit)."""
+        self.connection = connection
+
+    def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """Return ``partition -> next offset`` stored for ``group`` on ``topic``.
+
+        Raises:
+            LedgerUnavailableError: when the database went away.
+        """
+        try:
+            rows = self.connection.execute(
+                "SELECT kafka_partition, next_offset FROM sink_offsets "
+                "WHERE consumer_group = %s AND topic = %s",
+                (group, topic),
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise _unavailable(exc) from exc
+        return {int(str(partition)): int(str(offset)) for partition, offset in rows}
+
+    def apply(
+        self,
+        records: Sequence[CommandRecord],
+        offsets: Mapping[TopicPartition, int],
+        group: str,
+        before_commit: Callable[[ApplyOutcome], None] | None = None,
+    ) -> ApplyOutcome:
+        """Apply ``records`` and store ``offsets`` (next offset per partition) in one transaction.
+
+        ``before_commit`` runs inside the transaction once the outcome is known; the sink
+        dead-letters the rejected records there, so the offsets never move past a rejected record
+        whose dead letter was not delivered.
+
+        Raises:
+            LedgerUnavailableError: when the database went away; nothing was committed.
+        """
+        outcome = ApplyOutcome()
+        prepared: list[tuple[CommandRecord, LedgerRows]] = []
+        firsts = first_per_key(records, key=lambda r: r.command.command_id)
+        first_ids = {id(r) for r in firsts}
+        outcome.duplicates.extend(r for r in records if id(r) not in first_ids)
+        for record in firsts:
+            try:
+                prepared.append((record, rows_for(record.command)))
+            except CommandRejectedError as exc:
+                exc.topic, exc.partition, exc.offset = record.topic, record.partition, record.offset
+                outcome.rejected.append((record, exc))
+        try:
+            try:
+                return self._fast(prepared, offsets, group, outcome, before_commit)
+            except psycopg.Error as exc:
+                if not _is_rejection(exc):
+                    raise
+                logger.info(
+                    "batch rejected by the ledger (%s); re-applying command by command", exc.diag.sqlstate
+                )
+            return self._slow(prepared, offsets, group, outcome, before_commit)
+        except psycopg.Error as exc:
+            if is_connection_error(exc):
+                raise _unavailable(exc) from exc
+            raise
+
+    # -- the two paths -----------------------------------------------------------------------
+
+    def _fast(
+        self,
+        prepared: list[tuple[CommandRecord, LedgerRows]],
+        offsets: Mapping[TopicPartition, int],
+        group: str,
+        base: ApplyOutcome,
+        before_commit: Callable[[ApplyOutcome], None] | None,
+    ) -> ApplyOutcome:
+        outcome = ApplyOutcome(duplicates=list(base.duplicates), rejected=list(base.rejected))
+        with self.connection.transaction():
+            new_ids = self._insert_applied([record for record, _ in prepared])
+            batch_rows = LedgerRows()
+            for record, rows in prepared:
+                if record.command.command_id in new_ids:
+                    outcome.applied.append(record)
+                    batch_rows.extend(rows)
+                else:
+                    outcome.duplicates.append(record)
+            self._write(batch_rows, [r.command for r in outcome.applied])
+            self._store_offsets(offsets, group)
+            # Fire the deferred balance checks now, so a violation is a statement error here
+            # (and the batch goes to the slow path) rather than a failed COMMIT.
+            self.connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            outcome.rows_written = batch_rows.count() + len(outcome.applied)
+            if before_commit is not None:
+                before_commit(outcome)
+        return outcome
+
+    def _slow(
+        self,
+        prepared: list[tuple[CommandRecord, LedgerRows]],
+        offsets: Mapping[TopicPartition, int],
+        group: str,
+        base: ApplyOutcome,
+        before_commit: Callable[[ApplyOutcome], None] | None,
+    ) -> ApplyOutcome:
+        outcome = ApplyOutcome(duplicates=list(base.duplicates), rejected=list(base.rejected), slow_path=True)
+        with self.connection.transaction():
+            for record, rows in prepared:
+                try:
+                    with self.connection.transaction():
+                        # A savepoint rollback may leave the constraint mode as the failed
+                        # command set it; every command starts deferred again.
+                        self.connection.execute("SET CONSTRAINTS ALL DEFERRED")
+                        if not self._insert_applied([record]):
+                            outcome.duplicates.append(record)
+                            continue
+                        self._write(rows, [record.command])
+                        self.connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                except psycopg.Error as exc:
+                    if not _is_rejection(exc):
+                        raise
+                    rejection = _rejection(exc, record)
+                    logger.warning("%s", rejection)
+                    outcome.rejected.append((record, rejection))
+                    continue
+                outcome.applied.append(record)
+                outcome.rows_written += rows.count() + 1
+            self._store_offsets(offsets, group)
+            if before_commit is not None:
+                before_commit(outcome)
+        return outcome
+
+    # -- statements --------------------------------------------------------------------------
+
+    def _insert_applied(self, records: Iterable[CommandRecord]) -> set[str]:
+        rows = [applied_row(r.command, r.topic, r.partition, r.offset) for r in records]
+        if not rows:
+            return set()
+        columns = COLUMNS["applied_commands"]
+        query = sql.SQL(
+            "INSERT INTO applied_commands ({columns}) SELECT * FROM unnest({arrays}) "
+            "ON CONFLICT (command_id) DO NOTHING RETURNING command_id"
+        ).format(
+            columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+            arrays=sql.SQL(", ").join(
+                sql.SQL("{}::{}[]").format(sql.Placeholder(), sql.SQL(kind)) for kind in _APPLIED_TYPES
+            ),
+        )
+        arrays = [list(values) for values in zip(*rows, strict=True)]
+        return {str(row[0]) for row in self.connection.execute(query, arrays).fetchall()}
+
+    def _write(self, rows: LedgerRows, commands: Sequence[ErpCommand]) -> None:
+        customers = first_per_key((customer_row(c) for c in commands), key=lambda row: row[0])
+        if customers:
+            self.connection.cursor().executemany(
+                "INSERT INTO customers (customer_id, legal_entity, first_command_id) VALUES (%s, %s, %s) "
+                "ON CONFLICT (customer_id) DO NOTHING",
+                customers,
+            )
+        cursor = self.connection.cursor()
+        for table in INSERT_TABLES:
+            table_rows = rows.get(table)
+            if not table_rows:
+                continue
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
+            )
+            with cursor.copy(statement) as copy:
+                for row in table_rows:
+                    copy.write_row(row)
+        for table in UPSERT_TABLES:
+            table_rows = rows.get(table)
+            if table_rows:
+                newest = newest_per_key(table_rows, key=lambda row: row[0], order=UPSERT_ORDER[table])
+                cursor.executemany(_upsert_statement(table), newest)
+
+    def _store_offsets(self, offsets: Mapping[TopicPartition, int], group: str) -> None:
+        if not offsets:
+            return
+        # GREATEST: a consumer that lost its partition in a rebalance must not move it backwards.
+        self.connection.cursor().executemany(
+            "INSERT INTO sink_offsets (consumer_group, topic, kafka_partition, next_offset) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE "
+            "SET next_offset = GREATEST(sink_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
+            [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()],
+        )
+
+
+def _upsert_statement(table: str) -> sql.Composed:
+    columns = COLUMNS[table]
+    key = _UPSERT_KEY[table]
+    return sql.SQL(
+        "INSERT INTO {table} AS t ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {sets} "
+        "WHERE {newer}"
+    ).format(
+        table=sql.Identifier(table),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
+        key=sql.Identifier(key),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c != key
+        ),
+        newer=sql.SQL(_UPSERT_NEWER[table]),
+    )
+
+
+def _unavailable(exc: psycopg.Error) -> LedgerUnavailableError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return LedgerUnavailableError(f"the ledger database went away ({first}); retrying")
