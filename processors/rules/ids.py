@@ -16,7 +16,7 @@ __all__ = ["REVSTREAM_ID_NAMESPACE", "derive_id"]
 
 logger = logging.getLogger(__name__)
 
-REVSTREAM_ID_NAMESPACE: Final = uuid.UUID("6f1d0c1e-5b2a-5d0e-9c4f-7265767374726d")
+REVSTREAM_ID_NAMESPACE: Final = uuid.UUID("6f1d0c1e-5b2a-5d0e-9c4f-726576737472")
 """The UUIDv5 namespace of every id revstream derives (a constant: changing it changes every id)."""
 
 _SEPARATOR: Final = "\x1f"  # ASCII unit separator: cannot occur in ids, so parts never run together

@@ -1,0 +1,215 @@
+"""Validation and policy: business exceptions for events that are valid Avro but break a rule.
+
+Each rule is a small generator of findings; :func:`check` runs them all and turns the findings
+into :class:`BusinessException` records with deterministic ids (source event id, reason code and
+position: 0 for the event itself, ``n`` for its ``n``-th line counting from 1), so a replay
+raises the same exceptions. ``detected_at`` is the event's ``occurred_at`` for the same reason.
+
+The rules read master data through a :class:`MasterView`; a rule whose master data is absent
+stays silent (the enrichment stage parks such events), except :data:`ReasonCode.UNKNOWN_PRODUCT`,
+which exists to say exactly that. An event with any exception should not go on to produce ERP
+commands: every reason here means posting it would put wrong numbers in the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from processors.rules.enrich import MasterView
+from processors.rules.ids import derive_id
+from schemas.models import (
+    BusinessException,
+    CustomerStatus,
+    EventEnvelope,
+    InvoicePosted,
+    QuoteApproved,
+    ReasonCode,
+)
+
+__all__ = ["BLOCKING_STATUSES", "check", "exception_id"]
+
+logger = logging.getLogger(__name__)
+
+_NEW_BUSINESS: Final = frozenset({"quote_approved", "order_accepted", "contract_renewed", "contract_amended"})
+_DELIVERY: Final = frozenset({"service_activated", "usage_recorded", "invoice_posted"})
+
+BLOCKING_STATUSES: Final[Mapping[CustomerStatus, frozenset[str]]] = {
+    # A suspended customer may still be invoiced for what was delivered and still pays, but gets no
+    # new business; a closed (or unknown-status) one gets neither new business nor new deliveries.
+    # Payments and finance's own schedule adjustments are never blocked: cash must always land.
+    CustomerStatus.SUSPENDED: _NEW_BUSINESS,
+    CustomerStatus.CLOSED: _NEW_BUSINESS | _DELIVERY,
+    CustomerStatus.UNKNOWN: _NEW_BUSINESS | _DELIVERY,
+}
+"""For each non-active customer status, the event types that raise ``INACTIVE_CUSTOMER``."""
+
+# Fields that must not be negative, per line and per event (quantities included: a negative
+# quantity is the same defect as a negative amount).
+_LINE_AMOUNT_FIELDS: Final = (
+    "quantity",
+    "list_price_minor",
+    "net_price_minor",
+    "unit_price_minor",
+    "amount_minor",
+)
+_EVENT_AMOUNT_FIELDS: Final = ("total_minor", "amount_minor", "quantity", "milestone_amount_minor")
+
+
+@dataclass(frozen=True)
+class _Finding:
+    reason: ReasonCode
+    position: int
+    detail: str
+    amount_difference_minor: int | None = None
+
+
+def exception_id(source_event_id: str, reason: ReasonCode, position: int) -> str:
+    """Return the deterministic id of the exception ``reason`` raised at ``position`` of an event."""
+    return derive_id("exception", source_event_id, reason.value, position)
+
+
+def _lines(event: EventEnvelope) -> tuple[Any, ...]:
+    return tuple(getattr(event, "lines", ()))
+
+
+def _inactive_customer(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
+    customer = view.customer(event.customer_id)
+    if customer is None or event.event_type not in BLOCKING_STATUSES.get(customer.status, frozenset()):
+        return
+    yield _Finding(
+        ReasonCode.INACTIVE_CUSTOMER,
+        0,
+        f"customer {customer.customer_id} is {customer.status.value}: {event.event_type} is not allowed;"
+        " reactivate the customer or cancel the transaction",
+    )
+
+
+def _currency_mismatch(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
+    currency = getattr(event, "currency", None)
+    if currency is None:
+        return
+    customer = view.customer(event.customer_id)
+    if customer is not None and customer.currency != currency:
+        yield _Finding(
+            ReasonCode.CURRENCY_MISMATCH,
+            0,
+            f"event currency {currency} differs from customer {customer.customer_id}'s currency"
+            f" {customer.currency}; re-issue it in {customer.currency} or update the customer",
+        )
+    for position, line in enumerate(_lines(event), start=1):
+        product = view.product(line.product_id) if getattr(line, "product_id", None) else None
+        if product is not None and product.currency != currency:
+            yield _Finding(
+                ReasonCode.CURRENCY_MISMATCH,
+                position,
+                f"line {line.line_id}: product {product.product_id} is priced in {product.currency},"
+                f" the event in {currency}; use the product's {currency} price-book entry",
+            )
+
+
+def _negative_amounts(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
+    negative = [
+        name
+        for name in _EVENT_AMOUNT_FIELDS
+        if isinstance(getattr(event, name, None), int) and getattr(event, name) < 0
+    ]
+    if negative:
+        yield _Finding(
+            ReasonCode.NEGATIVE_AMOUNT,
+            0,
+            f"negative {', '.join(negative)}; send corrections as their own credit transaction, not as"
+            " negative values",
+        )
+    for position, line in enumerate(_lines(event), start=1):
+        negative = [
+            name
+            for name in _LINE_AMOUNT_FIELDS
+            if isinstance(getattr(line, name, None), int) and getattr(line, name) < 0
+        ]
+        if negative:
+            yield _Finding(
+                ReasonCode.NEGATIVE_AMOUNT,
+                position,
+                f"line {line.line_id}: negative {', '.join(negative)}; correct the line at its source",
+            )
+
+
+def _unbalanced_invoice(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
+    if not isinstance(event, InvoicePosted):
+        return
+    lines_total = sum(line.amount_minor for line in event.lines)
+    if lines_total != event.total_minor:
+        yield _Finding(
+            ReasonCode.UNBALANCED_INVOICE,
+            0,
+            f"invoice {event.invoice_id}: lines sum to {lines_total} but total_minor is"
+            f" {event.total_minor} ({event.currency} minor units); re-post the invoice with matching totals",
+            amount_difference_minor=event.total_minor - lines_total,
+        )
+
+
+def _unknown_products(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
+    for position, line in enumerate(_lines(event), start=1):
+        product_id = getattr(line, "product_id", None)
+        if product_id is not None and view.product(product_id) is None:
+            yield _Finding(
+                ReasonCode.UNKNOWN_PRODUCT,
+                position,
+                f"line {line.line_id}: product {product_id} is not in the price book; publish it or fix"
+                " the line",
+            )
+
+
+def _unapproved_discounts(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
+    if not isinstance(event, QuoteApproved):
+        return
+    approved_bp = max((approval.max_discount_bp for approval in event.approvals), default=None)
+    for position, line in enumerate(event.lines, start=1):
+        product = view.product(line.product_id)
+        if product is None or line.discount_bp <= product.max_discount_bp:
+            continue
+        if approved_bp is not None and approved_bp >= line.discount_bp:
+            continue
+        yield _Finding(
+            ReasonCode.DISCOUNT_NOT_APPROVED,
+            position,
+            f"line {line.line_id}: discount {line.discount_bp} bp exceeds product {product.product_id}'s"
+            f" allowed {product.max_discount_bp} bp and no approval covers it; get an approval of at least"
+            f" {line.discount_bp} bp",
+        )
+
+
+_RULES: Final[tuple[Callable[[EventEnvelope, MasterView], Iterator[_Finding]], ...]] = (
+    _inactive_customer,
+    _currency_mismatch,
+    _negative_amounts,
+    _unbalanced_invoice,
+    _unknown_products,
+    _unapproved_discounts,
+)
+
+
+def check(event: EventEnvelope, master: MasterView) -> list[BusinessException]:
+    """Return every business exception the event raises (empty when it passes every rule)."""
+    return [
+        BusinessException(
+            exception_id=exception_id(event.event_id, finding.reason, finding.position),
+            reason_code=finding.reason,
+            source_event_id=event.event_id,
+            event_type=event.event_type,
+            customer_id=event.customer_id,
+            legal_entity=event.legal_entity,
+            correlation_id=event.correlation_id,
+            detected_at=event.occurred_at,
+            detail=finding.detail,
+            amount_difference_minor=finding.amount_difference_minor,
+            currency=getattr(event, "currency", None),
+            subscription_id=getattr(event, "subscription_id", None),
+            metric=getattr(event, "metric", None),
+        )
+        for rule in _RULES
+        for finding in rule(event, master)
+    ]
