@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 __all__ = [
     "PlatformError",
     "SettingsError",
@@ -9,6 +11,13 @@ __all__ = [
     "PortInUseError",
     "BrokerUnreachableError",
     "TopicProvisioningError",
+    "SerdeError",
+    "UnknownSchemaIdError",
+    "CorruptRecordError",
+    "InvalidRecordError",
+    "RecordEncodeError",
+    "SchemaRegistrationError",
+    "RegistryUnavailableError",
 ]
 
 
@@ -34,3 +43,74 @@ class BrokerUnreachableError(PlatformError):
 
 class TopicProvisioningError(PlatformError):
     """Raised when creating or altering a topic fails for a reason other than it already existing."""
+
+
+class SerdeError(PlatformError):
+    """Root of the Avro serde's errors; carries the record's topic, partition and offset when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+
+    def at(self, topic: str | None, partition: int | None = None, offset: int | None = None) -> Self:
+        """Attach the Kafka coordinates of the record that failed (kept if already set) and return self."""
+        self.topic = self.topic if self.topic is not None else topic
+        self.partition = self.partition if self.partition is not None else partition
+        self.offset = self.offset if self.offset is not None else offset
+        return self
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        if self.topic is None:
+            return message
+        where = self.topic
+        if self.partition is not None:
+            where += f"[{self.partition}]"
+        if self.offset is not None:
+            where += f"@{self.offset}"
+        return f"{message} ({where})"
+
+
+class UnknownSchemaIdError(SerdeError):
+    """Raised when a record names a schema id the registry does not know (dead-letter it)."""
+
+    def __init__(
+        self,
+        message: str,
+        schema_id: int,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message, topic=topic, partition=partition, offset=offset)
+        self.schema_id = schema_id
+
+
+class CorruptRecordError(SerdeError):
+    """Raised when bytes are not a Confluent-framed Avro record: bad magic byte, short or undecodable."""
+
+
+class InvalidRecordError(SerdeError):
+    """Raised when a record decodes but cannot be read as the expected schema or model (dead-letter it)."""
+
+
+class RecordEncodeError(SerdeError):
+    """Raised when a value does not fit the Avro schema it is being written with."""
+
+
+class SchemaRegistrationError(SerdeError):
+    """Raised when the registry refuses to register or does not know a schema under a subject."""
+
+
+class RegistryUnavailableError(SerdeError):
+    """Raised when the schema registry cannot be reached or fails (retry later; the record is fine)."""
