@@ -199,6 +199,9 @@ class RegistrySettings(_Frozen):
     url: str | None = None
     username: str | None = None
     password: SecretStr | None = None
+    # For the registry service itself (`revstream registry serve`): the HTTP basic-auth users it
+    # accepts, "user:password[,user:password...]"; unset means no authentication.
+    server_users: SecretStr | None = None
 
     def require_url(self) -> str:
         """Return the registry URL.

@@ -8,27 +8,24 @@ LANGUAGE plpgsql AS $$
 DECLARE
     target text := COALESCE(NEW.entry_id, OLD.entry_id);
     line_count bigint;
+    bad_currency text;
     bad record;
 BEGIN
-    -- A deleted entry (with its lines) has nothing left to balance.
-    PERFORM 1 FROM journal_entries WHERE entry_id = target;
-    IF NOT FOUND THEN
-        RETURN NULL;
-    END IF;
-    SELECT count(*) INTO line_count FROM journal_lines WHERE entry_id = target;
-    IF line_count = 0 THEN
-        RAISE EXCEPTION 'journal entry % has no lines', target
+    -- One query on the happy path: it runs once per line of every entry written.
+    SELECT coalesce(sum(s.lines), 0), min(s.currency) FILTER (WHERE s.debits <> s.credits)
+      INTO line_count, bad_currency
+      FROM (SELECT currency, count(*) AS lines, sum(debit_minor) AS debits, sum(credit_minor) AS credits
+              FROM journal_lines WHERE entry_id = target GROUP BY currency) AS s;
+    IF bad_currency IS NOT NULL THEN
+        SELECT sum(debit_minor) AS debits, sum(credit_minor) AS credits INTO bad
+          FROM journal_lines WHERE entry_id = target AND currency = bad_currency;
+        RAISE EXCEPTION 'journal entry % does not balance in %: debits % <> credits %',
+                target, bad_currency, bad.debits, bad.credits
             USING ERRCODE = 'check_violation', CONSTRAINT = 'journal_entry_balanced';
     END IF;
-    SELECT currency, sum(debit_minor) AS debits, sum(credit_minor) AS credits INTO bad
-      FROM journal_lines
-     WHERE entry_id = target
-     GROUP BY currency
-    HAVING sum(debit_minor) <> sum(credit_minor)
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'journal entry % does not balance in %: debits % <> credits %',
-                target, bad.currency, bad.debits, bad.credits
+    -- No lines left is fine only when the entry itself is gone too.
+    IF line_count = 0 AND EXISTS (SELECT 1 FROM journal_entries WHERE entry_id = target) THEN
+        RAISE EXCEPTION 'journal entry % has no lines', target
             USING ERRCODE = 'check_violation', CONSTRAINT = 'journal_entry_balanced';
     END IF;
     RETURN NULL;
