@@ -15,7 +15,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from streams.registry.errors import BadRequestError
-from streams.registry.service import Registry, SchemaRequest
+from streams.registry.request import SchemaRequest
+from streams.registry.service import Registry
 
 __all__ = ["router"]
 
@@ -197,19 +198,19 @@ def test_compatibility_all(
 @router.get("/config")
 def get_global_config(registry: Reg) -> dict[str, str]:
     """Return the registry-wide compatibility level."""
-    return registry.get_config(None)
+    return registry.config.get_config(None)
 
 
 @router.put("/config")
 def set_global_config(registry: Reg, body: Body) -> dict[str, str]:
     """Set the registry-wide compatibility level."""
-    return registry.set_config(None, body)
+    return registry.config.set_config(None, body)
 
 
 @router.delete("/config")
 def delete_global_config(registry: Reg) -> dict[str, str]:
     """Reset the registry-wide compatibility level to BACKWARD; return the old one."""
-    return registry.delete_config(None)
+    return registry.config.delete_config(None)
 
 
 @router.get("/config/{subject}")
@@ -217,31 +218,31 @@ def get_config(
     registry: Reg, subject: str, default_to_global: Annotated[bool, Query(alias="defaultToGlobal")] = False
 ) -> dict[str, str]:
     """Return a subject's compatibility level."""
-    return registry.get_config(subject, default_to_global)
+    return registry.config.get_config(subject, default_to_global)
 
 
 @router.put("/config/{subject}")
 def set_config(registry: Reg, subject: str, body: Body) -> dict[str, str]:
     """Set a subject's compatibility level."""
-    return registry.set_config(subject, body)
+    return registry.config.set_config(subject, body)
 
 
 @router.delete("/config/{subject}")
 def delete_config(registry: Reg, subject: str) -> dict[str, str]:
     """Remove a subject's own compatibility level; return it."""
-    return registry.delete_config(subject)
+    return registry.config.delete_config(subject)
 
 
 @router.get("/mode")
 def get_global_mode(registry: Reg) -> dict[str, str]:
     """Return the registry-wide mode."""
-    return registry.get_mode(None)
+    return registry.config.get_mode(None)
 
 
 @router.put("/mode")
 def set_global_mode(registry: Reg, body: Body, force: Flag = False) -> dict[str, str]:
     """Set the registry-wide mode."""
-    return registry.set_mode(None, body, force)
+    return registry.config.set_mode(None, body, force)
 
 
 @router.get("/mode/{subject}")
@@ -249,16 +250,16 @@ def get_mode(
     registry: Reg, subject: str, default_to_global: Annotated[bool, Query(alias="defaultToGlobal")] = False
 ) -> dict[str, str]:
     """Return a subject's mode."""
-    return registry.get_mode(subject, default_to_global)
+    return registry.config.get_mode(subject, default_to_global)
 
 
 @router.put("/mode/{subject}")
 def set_mode(registry: Reg, subject: str, body: Body, force: Flag = False) -> dict[str, str]:
     """Set a subject's mode."""
-    return registry.set_mode(subject, body, force)
+    return registry.config.set_mode(subject, body, force)
 
 
 @router.delete("/mode/{subject}")
 def delete_mode(registry: Reg, subject: str) -> dict[str, str]:
     """Remove a subject's own mode; return it."""
-    return registry.delete_mode(subject)
+    return registry.config.delete_mode(subject)

@@ -11,25 +11,16 @@ soft delete first; IMPORT mode takes explicit ids and versions and skips compati
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from streams.registry.compat import (
-    DEFAULT_LEVEL,
-    CompatibilityLevel,
-    check_compatibility,
-    parse_level,
-)
+from streams.registry.compat import check_compatibility
+from streams.registry.config import RegistryConfig, level_in_scope, mode_in_scope
 from streams.registry.errors import (
     IdDoesNotMatchError,
     IncompatibleSchemaError,
-    InvalidModeError,
     InvalidSchemaError,
-    InvalidVersionError,
     OperationNotPermittedError,
     SchemaNotFoundError,
-    SubjectCompatibilityNotConfiguredError,
-    SubjectModeNotConfiguredError,
     SubjectNotFoundError,
     SubjectNotSoftDeletedError,
     SubjectSoftDeletedError,
@@ -37,91 +28,13 @@ from streams.registry.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
+from streams.registry.request import LATEST, SchemaRequest, parse_version
 from streams.registry.schema import SCHEMA_TYPES, ParsedSchema, parse_schema
-from streams.registry.store import GLOBAL_SCOPE, RegistryStore, StoreTx, VersionRow
+from streams.registry.store import RegistryStore, StoreTx, VersionRow
 
-__all__ = ["MODES", "LATEST", "Registry", "SchemaRequest", "parse_version"]
+__all__ = ["Registry"]
 
 logger = logging.getLogger(__name__)
-
-MODES = ("READWRITE", "READONLY", "IMPORT")
-DEFAULT_MODE = "READWRITE"
-LATEST = -1
-_MAX_VERSION = 2**31 - 1
-
-
-def parse_version(value: str) -> int:
-    """Return the version number in ``value``, or ``LATEST`` for ``latest`` (or ``-1``).
-
-    Raises:
-        InvalidVersionError: for anything else.
-    """
-    if value.strip().lower() == "latest":
-        return LATEST
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number == LATEST or 1 <= number <= _MAX_VERSION:
-        return number
-    raise InvalidVersionError(
-        f"The specified version '{value}' is not a valid version id. Allowed values are between "
-        '[1, 2^31-1] and the string "latest"'
-    )
-
-
-@dataclass(frozen=True)
-class SchemaRequest:
-    """The body of a register, lookup or compatibility request."""
-
-    schema: object
-    schema_type: object = "AVRO"
-    references: object = None
-    id: object = None
-    version: object = None
-
-    @classmethod
-    def from_json(cls, body: object) -> SchemaRequest:
-        """Read a request body as Confluent's clients send it.
-
-        Raises:
-            InvalidSchemaError: when the body is not an object or carries data contracts.
-        """
-        if not isinstance(body, dict):
-            raise InvalidSchemaError('Invalid request: send a JSON object such as {"schema": "..."}')
-        if body.get("metadata") or body.get("ruleSet"):
-            raise InvalidSchemaError(
-                "Schema metadata and rule sets (data contracts) are not supported by this registry; "
-                "send the schema without them"
-            )
-        return cls(
-            body.get("schema"),
-            body.get("schemaType"),
-            body.get("references"),
-            body.get("id"),
-            body.get("version"),
-        )
-
-    def parse(self) -> ParsedSchema:
-        """Return the parsed schema.
-
-        Raises:
-            InvalidSchemaError: when it is not a valid AVRO schema.
-        """
-        return parse_schema(self.schema, self.schema_type, self.references)
-
-    def explicit(self, name: str) -> int | None:
-        """Return the explicit ``id`` or ``version`` (IMPORT mode), None when absent or <= 0.
-
-        Raises:
-            InvalidSchemaError: when it is not an integer.
-        """
-        value = self.id if name == "id" else self.version
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidSchemaError(f"Invalid request: {name} must be an integer, got {value!r}")
-        return value if value > 0 else None
 
 
 def _version_body(row: VersionRow) -> dict[str, Any]:
@@ -140,6 +53,7 @@ class Registry:
     def __init__(self, store: RegistryStore) -> None:
         """Serve the registry kept in ``store``."""
         self.store = store
+        self.config = RegistryConfig(store)
 
     # -- subjects -----------------------------------------------------------------------------
 
@@ -215,7 +129,7 @@ class Registry:
                         f"Schema already registered with id {known.id} instead of input id {wanted_id}; "
                         "import it under its existing id"
                     )
-            mode = self._mode_in_scope(tx, subject)
+            mode = mode_in_scope(tx, subject)
             self._check_register_mode(
                 subject, mode, importing=wanted_id is not None or wanted_version is not None
             )
@@ -367,7 +281,7 @@ class Registry:
         number = parse_version(version) if version is not None else None
         with self.store.transaction(write=False) as tx:
             live = tx.versions(subject, deleted=False)
-            level = self._level_in_scope(tx, subject)
+            level = level_in_scope(tx, subject)
         if number is None or (number == LATEST and not live):
             targets = live  # nothing registered yet is compatible with anything
         elif not live:
@@ -391,7 +305,7 @@ class Registry:
     def _check_compatible(
         self, tx: StoreTx, subject: str, parsed: ParsedSchema, live: list[VersionRow]
     ) -> None:
-        level = self._level_in_scope(tx, subject)
+        level = level_in_scope(tx, subject)
         previous = [(row.version, parse_schema(row.text).avro) for row in live]
         problems = check_compatibility(parsed.avro, previous, level)
         if problems:
@@ -402,128 +316,14 @@ class Registry:
             )
 
     # -- config and mode ----------------------------------------------------------------------
-
-    def get_config(self, subject: str | None = None, default_to_global: bool = False) -> dict[str, str]:
-        """Return ``{"compatibilityLevel": …}`` of a subject or (``None``) the registry.
-
-        Raises:
-            SubjectCompatibilityNotConfiguredError: for a subject without its own level.
-        """
-        with self.store.transaction(write=False) as tx:
-            if subject is None:
-                return {"compatibilityLevel": self._level_in_scope(tx, None).value}
-            level = tx.setting(subject, "compatibility")
-            if level is None and default_to_global:
-                level = self._level_in_scope(tx, None).value
-        if level is None:
-            raise SubjectCompatibilityNotConfiguredError(
-                f"Subject '{subject}' does not have subject-level compatibility configured; ask with "
-                "defaultToGlobal=true for the level in force"
-            )
-        return {"compatibilityLevel": level}
-
-    def set_config(self, subject: str | None, body: object) -> dict[str, str]:
-        """Set the compatibility level from ``{"compatibility": …}``; echo it back.
-
-        Raises:
-            InvalidCompatibilityLevelError: for an unknown level.
-        """
-        given = body.get("compatibility", body.get("compatibilityLevel")) if isinstance(body, dict) else None
-        level = parse_level(given)
-        with self.store.transaction(write=True) as tx:
-            tx.set_setting(subject or GLOBAL_SCOPE, "compatibility", level.value)
-        return {"compatibility": level.value}
-
-    def delete_config(self, subject: str | None = None) -> dict[str, str]:
-        """Remove a subject's level (or reset the registry's); return the level it had.
-
-        Raises:
-            SubjectNotFoundError: for a subject without its own level.
-        """
-        with self.store.transaction(write=True) as tx:
-            scope = subject or GLOBAL_SCOPE
-            level = tx.setting(scope, "compatibility") or (DEFAULT_LEVEL.value if subject is None else None)
-            if level is None:
-                raise SubjectNotFoundError(
-                    f"Subject '{subject}' has no subject-level compatibility to delete"
-                )
-            tx.set_setting(scope, "compatibility", None)
-        return {"compatibilityLevel": level}
-
-    def get_mode(self, subject: str | None = None, default_to_global: bool = False) -> dict[str, str]:
-        """Return ``{"mode": …}`` of a subject or (``None``) the registry.
-
-        Raises:
-            SubjectModeNotConfiguredError: for a subject without its own mode.
-        """
-        with self.store.transaction(write=False) as tx:
-            if subject is None:
-                return {"mode": self._mode_in_scope(tx, None)}
-            mode = tx.setting(subject, "mode")
-            if mode is None and default_to_global:
-                mode = self._mode_in_scope(tx, None)
-        if mode is None:
-            raise SubjectModeNotConfiguredError(
-                f"Subject '{subject}' does not have subject-level mode configured; ask with "
-                "defaultToGlobal=true for the mode in force"
-            )
-        return {"mode": mode}
-
-    def set_mode(self, subject: str | None, body: object, force: bool = False) -> dict[str, str]:
-        """Set the mode from ``{"mode": …}``; echo it back.
-
-        Raises:
-            InvalidModeError: for an unknown mode.
-            OperationNotPermittedError: switching to IMPORT while schemas exist, without ``force``.
-        """
-        given = body.get("mode") if isinstance(body, dict) else None
-        mode = str(given).upper()
-        if mode not in MODES:
-            raise InvalidModeError(f"Invalid mode {given!r}. Valid values are {', '.join(MODES)}")
-        with self.store.transaction(write=True) as tx:
-            if mode == "IMPORT" and self._mode_in_scope(tx, subject) != "IMPORT" and not force:
-                if tx.has_live_versions(subject):
-                    raise OperationNotPermittedError(
-                        "Cannot import since found existing subjects; delete them first or set the "
-                        "mode with force=true"
-                    )
-            tx.set_setting(subject or GLOBAL_SCOPE, "mode", mode)
-        return {"mode": mode}
-
-    def delete_mode(self, subject: str) -> dict[str, str]:
-        """Remove a subject's own mode; return the mode it had.
-
-        Raises:
-            SubjectNotFoundError: for a subject without its own mode.
-        """
-        with self.store.transaction(write=True) as tx:
-            mode = tx.setting(subject, "mode")
-            if mode is None:
-                raise SubjectNotFoundError(f"Subject '{subject}' has no subject-level mode to delete")
-            tx.set_setting(subject, "mode", None)
-        return {"mode": mode}
-
     @staticmethod
     def schema_types() -> list[str]:
         """Return the schema types this registry stores."""
         return list(SCHEMA_TYPES)
 
     # -- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _level_in_scope(tx: StoreTx, subject: str | None) -> CompatibilityLevel:
-        level = (tx.setting(subject, "compatibility") if subject else None) or tx.setting(
-            GLOBAL_SCOPE, "compatibility"
-        )
-        return CompatibilityLevel(level) if level else DEFAULT_LEVEL
-
-    @staticmethod
-    def _mode_in_scope(tx: StoreTx, subject: str | None) -> str:
-        mode = (tx.setting(subject, "mode") if subject else None) or tx.setting(GLOBAL_SCOPE, "mode")
-        return mode or DEFAULT_MODE
-
     def _refuse_if_read_only(self, tx: StoreTx, subject: str) -> None:
-        if self._mode_in_scope(tx, subject) == "READONLY":
+        if mode_in_scope(tx, subject) == "READONLY":
             raise OperationNotPermittedError(
                 f"Subject {subject} is in read-only mode; set its mode to READWRITE first"
             )
