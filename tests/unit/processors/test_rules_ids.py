@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from processors.rules.ids import derive_id
 
-# Ids never contain the ASCII unit separator that joins the parts.
-texts = st.text(st.characters(exclude_characters="\x1f"), max_size=8)
+# Ids are Avro strings (valid UTF-8: no lone surrogates) and never contain the unit separator.
+texts = st.text(st.characters(exclude_characters="\x1f", exclude_categories=["Cs"]), max_size=8)
 parts = st.lists(st.one_of(texts, st.integers(-5, 5)), max_size=4)
 
 
