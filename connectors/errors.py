@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
     "CommandRejectedError",
     "ConnectorError",
+    "DeliveryFailedError",
+    "EventValidationError",
+    "FieldProblem",
+    "InputFileError",
+    "ProducerError",
+    "PublisherClosedError",
+    "SimulationConfigError",
     "LedgerUnavailableError",
     "MigrationError",
     "SchemaNotCurrentError",
@@ -47,3 +56,51 @@ class CommandRejectedError(ConnectorError):
         self.topic = topic
         self.partition = partition
         self.offset = offset
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One reason an event was refused: the field's dotted path (``lines.0.quantity``) and why."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class ProducerError(ConnectorError):
+    """Root of the producers' errors (SDK publisher, file publisher, HTTP gateway, simulator)."""
+
+
+class EventValidationError(ProducerError):
+    """Raised before anything is sent when an event does not validate; names each bad field."""
+
+    def __init__(self, message: str, problems: tuple[FieldProblem, ...] = ()) -> None:
+        """Describe a refused event; ``problems`` lists each bad field and why."""
+        super().__init__(message)
+        self.problems = problems
+
+
+class DeliveryFailedError(ProducerError):
+    """Raised when the broker did not acknowledge one or more published records.
+
+    ``failures`` holds one line per failed record (topic, key, broker error).
+    """
+
+    def __init__(self, message: str, failures: tuple[str, ...] = ()) -> None:
+        """Describe the records that were not delivered."""
+        super().__init__(message)
+        self.failures = failures
+
+
+class PublisherClosedError(ProducerError):
+    """Raised when publishing through a publisher that was already closed."""
+
+
+class InputFileError(ProducerError):
+    """Raised when an input file of the publisher cannot be read or its format is not known."""
+
+
+class SimulationConfigError(ProducerError):
+    """Raised when the company simulator is given options it cannot simulate."""

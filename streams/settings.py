@@ -19,11 +19,14 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.names import EVENT_TYPES
 from streams.errors import SettingsError, StackError
 
 __all__ = [
     "ENV_PREFIX",
     "DatabaseSettings",
+    "GatewaySettings",
+    "GatewayToken",
     "KafkaSettings",
     "RegistrySettings",
     "Settings",
@@ -261,6 +264,59 @@ class TopicsSettings(_Frozen):
         return 1 if embedded else 3
 
 
+class GatewayToken(_Frozen):
+    """One bearer token of the HTTP ingest gateway: the source it speaks for and what it may send."""
+
+    token: SecretStr = Field(min_length=16)
+    source: str = Field(min_length=1)
+    event_types: tuple[str, ...]
+
+    @model_validator(mode="after")
+    def _known_event_types(self) -> GatewayToken:
+        unknown = sorted(set(self.event_types) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(
+                f"token of source {self.source!r} allows unknown event types {unknown}; "
+                f"use some of {', '.join(EVENT_TYPES)}"
+            )
+        return self
+
+
+class GatewaySettings(_Frozen):
+    """The HTTP ingest gateway: where it listens, its limits and the tokens of its producing sources.
+
+    ``REVSTREAM_GATEWAY_TOKENS`` is JSON, ``{"<token>": {"source": "billing", "event_types":
+    ["invoice_posted"]}}``; the tokens are kept as secrets and never logged.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8088, ge=0, le=65535)
+    tokens: tuple[GatewayToken, ...] = ()
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    max_batch_items: int = Field(default=500, ge=1, le=100_000)
+    delivery_timeout_ms: int = Field(default=5000, ge=100, le=300_000)
+    idempotency_cache_size: int = Field(default=100_000, ge=0, le=10_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tokens_from_mapping(cls, data: Any) -> Any:
+        # The environment gives {"<token>": {...}}; the model keeps a tuple so each token is a secret.
+        if isinstance(data, dict) and isinstance(data.get("tokens"), dict):
+            grants = [
+                {"token": token, **grant} if isinstance(grant, dict) else grant
+                for token, grant in data["tokens"].items()
+            ]
+            data = {**data, "tokens": grants}
+        return data
+
+    @model_validator(mode="after")
+    def _unique_tokens(self) -> GatewaySettings:
+        secrets = [grant.token.get_secret_value() for grant in self.tokens]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("the same token is given twice; give every source its own token")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything a revstream process is configured with."""
 
@@ -280,6 +336,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     database: DatabaseSettings = DatabaseSettings()
     topics: TopicsSettings = TopicsSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     @model_validator(mode="before")
     @classmethod
