@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any, Final
 
+from processors.rules.ids import epoch_millis
 from schemas.models import AvroRecord
 
 __all__ = [
@@ -82,7 +83,7 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_canonical(item) for item in value]
     if isinstance(value, datetime):
-        return {"ts_ms": int(value.timestamp() * 1000) if value.tzinfo else value.isoformat()}
+        return {"ts_ms": epoch_millis(value)} if value.tzinfo else {"naive": value.isoformat()}
     if isinstance(value, date):
         return {"date": value.isoformat()}
     if isinstance(value, bytes):

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
-__all__ = ["REVSTREAM_ID_NAMESPACE", "derive_id"]
+__all__ = ["REVSTREAM_ID_NAMESPACE", "derive_id", "epoch_millis"]
 
 logger = logging.getLogger(__name__)
 
 REVSTREAM_ID_NAMESPACE: Final = uuid.UUID("6f1d0c1e-5b2a-5d0e-9c4f-726576737472")
 """The UUIDv5 namespace of every id revstream derives (a constant: changing it changes every id)."""
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SEPARATOR: Final = "\x1f"  # ASCII unit separator: cannot occur in ids, so parts never run together
 
 
@@ -30,3 +32,12 @@ def derive_id(kind: str, *parts: str | int) -> str:
     """
     name = _SEPARATOR.join([kind, *(str(part) for part in parts)])
     return str(uuid.uuid5(REVSTREAM_ID_NAMESPACE, name))
+
+
+def epoch_millis(moment: datetime) -> int:
+    """Return ``moment`` (timezone-aware) as integer milliseconds since the Unix epoch, exactly.
+
+    Used where an instant orders versions (e.g. a subscription's ``version``): integer arithmetic,
+    so no float rounding can make two replays disagree.
+    """
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
