@@ -81,7 +81,9 @@ def parse_level(value: object) -> CompatibilityLevel:
         InvalidCompatibilityLevelError: for anything else.
     """
     try:
-        return CompatibilityLevel(str(value).upper())
+        if not isinstance(value, str):
+            raise ValueError(value)  # str(None) would read as the level NONE
+        return CompatibilityLevel(value.upper())
     except ValueError:
         valid = ", ".join(level.value for level in CompatibilityLevel)
         raise InvalidCompatibilityLevelError(
