@@ -7,5 +7,6 @@
 - ``policy``: business exceptions for data that is valid Avro but breaks a rule.
 - ``reconcile``: usage-to-billing reconciliation per (subscription, metric, billing period).
 - ``recognition``: the accounting rules (journal entries, revenue schedules, re-spreads).
-- ``commands``: ERP commands per event, with deterministic command ids.
+- ``commands``: ERP commands for invoices, services milestones, payments and collections.
+- ``contracts``: ERP commands of the contract lifecycle: subscriptions, amendments, re-spreads.
 """

@@ -1,0 +1,373 @@
+"""ERP commands per event: DOMAIN.md's accounting rules, balanced entries, deterministic ids."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processors.errors import InvalidPeriodError, MissingAmountError, RuleInputError, UnbalancedEntryError
+from processors.rules.commands import (
+    case_id,
+    command_id,
+    invoice_posted_commands,
+    invoice_schedules,
+    payment_failed_commands,
+    payment_received_commands,
+    schedule_id,
+    service_activated_commands,
+)
+from processors.rules.contracts import (
+    contract_amended_commands,
+    contract_renewed_commands,
+    order_accepted_commands,
+    schedule_adjusted_commands,
+)
+from processors.rules.ids import epoch_millis
+from schemas.models import (
+    CollectionsCase,
+    CollectionsCaseStatus,
+    CommandType,
+    ErpCommand,
+    Invoice,
+    InvoicePosted,
+    JournalEntry,
+    LineKind,
+    PaymentApplication,
+    RevenueSchedule,
+    Subscription,
+    SubscriptionStatus,
+)
+from tests.unit.processors import factories as f
+
+
+def _entries(commands: list[ErpCommand]) -> list[JournalEntry]:
+    return [c.payload for c in commands if isinstance(c.payload, JournalEntry)]
+
+
+def _sides(entry: JournalEntry) -> list[tuple[str, int, int]]:
+    return [(line.account, line.debit_minor, line.credit_minor) for line in entry.lines]
+
+
+def _assert_balanced(entry: JournalEntry) -> None:
+    assert sum(line.debit_minor for line in entry.lines) == sum(line.credit_minor for line in entry.lines)
+    for line in entry.lines:
+        assert line.debit_minor >= 0 and line.credit_minor >= 0
+        assert (line.debit_minor == 0) != (line.credit_minor == 0)
+
+
+def _assert_envelopes(commands: list[ErpCommand], event_id: str = "E1") -> None:
+    for position, command in enumerate(commands):
+        assert command.command_id == command_id(event_id, command.command_type, position)
+        assert command.source_event_id == event_id
+        assert (command.customer_id, command.legal_entity, command.correlation_id) == (
+            "C1",
+            "LE-DE",
+            "CORR-1",
+        )
+        assert command.issued_at == f.T0
+
+
+# --- invoice posted ---------------------------------------------------------------------------
+
+
+def test_invoice_posted_gives_invoice_entry_schedule_and_monthly_recognition() -> None:
+    event = f.invoice(
+        lines=(
+            f.invoice_line(
+                "SUB", amount_minor=9_000, period_start=date(2024, 1, 15), period_end=date(2024, 4, 15)
+            ),
+            f.invoice_line("SRV", kind="SERVICES", amount_minor=2_000),
+            f.usage_line("USE", quantity=100, unit_price_minor=3),
+            f.invoice_line("TAX", kind="TAX", product_id=None, amount_minor=1_000),
+        )
+    )
+    commands = invoice_posted_commands(event)
+    assert [c.command_type for c in commands] == [
+        CommandType.INVOICE,
+        CommandType.JOURNAL_ENTRY,
+        CommandType.REVENUE_SCHEDULE,
+        CommandType.JOURNAL_ENTRY,
+        CommandType.JOURNAL_ENTRY,
+        CommandType.JOURNAL_ENTRY,
+        CommandType.JOURNAL_ENTRY,
+    ]
+    _assert_envelopes(commands)
+    invoice = commands[0].payload
+    assert isinstance(invoice, Invoice) and invoice.lines == event.lines and invoice.total_minor == 12_300
+    posting = commands[1].payload
+    assert isinstance(posting, JournalEntry) and posting.posting_date == event.issued_on
+    assert _sides(posting) == [
+        ("1200", 12_300, 0),
+        ("2400", 0, 9_000),
+        ("2410", 0, 2_000),
+        ("4100", 0, 300),
+        ("2200", 0, 1_000),
+    ]
+    schedule = commands[2].payload
+    assert isinstance(schedule, RevenueSchedule)
+    assert schedule.schedule_id == schedule_id("S1", "INV1", "SUB")
+    # 17 + 29 + 31 + 14 = 91 days: 1681.3, 2868.1, 3065.9, 1384.6 -> largest remainders get the units.
+    assert [(e.month, e.recognition_date, e.amount_minor) for e in schedule.entries] == [
+        ("2024-01", date(2024, 1, 31), 1_681),
+        ("2024-02", date(2024, 2, 29), 2_868),
+        ("2024-03", date(2024, 3, 31), 3_066),
+        ("2024-04", date(2024, 4, 30), 1_385),
+    ]
+    monthly = _entries(commands)[1:]
+    assert [(e.posting_date, _sides(e)) for e in monthly] == [
+        (entry.recognition_date, [("2400", entry.amount_minor, 0), ("4000", 0, entry.amount_minor)])
+        for entry in schedule.entries
+    ]
+    assert len({e.entry_id for e in _entries(commands)}) == 5
+
+
+def test_a_month_whose_share_rounds_to_zero_gets_no_entry_but_stays_in_the_schedule() -> None:
+    line = f.invoice_line(amount_minor=1, period_start=date(2024, 1, 1), period_end=date(2024, 3, 1))
+    commands = invoice_posted_commands(f.invoice(lines=(line,)))
+    schedule = commands[2].payload
+    assert isinstance(schedule, RevenueSchedule)
+    assert [e.amount_minor for e in schedule.entries] == [1, 0]
+    assert [e.posting_date for e in _entries(commands)[1:]] == [date(2024, 1, 31)]
+
+
+def test_an_unbalanced_invoice_is_refused_not_posted() -> None:
+    event = f.invoice(lines=(f.invoice_line(amount_minor=100),), total_minor=101)
+    with pytest.raises(UnbalancedEntryError, match="debits 101 != credits 100"):
+        invoice_posted_commands(event)
+
+
+def test_invoice_schedules_are_what_the_commands_carry() -> None:
+    event = f.invoice(lines=(f.invoice_line("A"), f.usage_line(), f.invoice_line("B", amount_minor=7)))
+    tracked = invoice_schedules(event)
+    carried = [c.payload for c in invoice_posted_commands(event) if isinstance(c.payload, RevenueSchedule)]
+    assert [t.schedule for t in tracked] == carried
+    assert [t.schedule.line_id for t in tracked] == ["A", "B"]
+
+
+kinds = st.sampled_from([LineKind.SUBSCRIPTION, LineKind.SERVICES, LineKind.USAGE, LineKind.TAX])
+
+
+@st.composite
+def invoices(draw: st.DrawFn, min_amount: int = -(10**10)) -> InvoicePosted:
+    lines = []
+    for i in range(draw(st.integers(1, 6))):
+        start = draw(st.dates(min_value=date(2019, 1, 1), max_value=date(2030, 12, 31)))
+        lines.append(
+            f.invoice_line(
+                f"L{i}",
+                kind=draw(kinds),
+                amount_minor=draw(st.integers(min_amount, 10**10)),
+                period_start=start,
+                period_end=start + timedelta(days=draw(st.integers(1, 800))),
+            )
+        )
+    return f.invoice(lines=tuple(lines), envelope={"event_id": draw(st.sampled_from(["E1", "E2"]))})
+
+
+@settings(max_examples=150, deadline=None)
+@given(invoices())
+def test_every_entry_from_arbitrary_invoices_balances_and_schedules_sum_to_their_lines(
+    event: InvoicePosted,
+) -> None:
+    commands = invoice_posted_commands(event)
+    for entry in _entries(commands):
+        _assert_balanced(entry)
+    per_account: dict[str, int] = defaultdict(int)
+    for entry in _entries(commands):
+        if entry.description == f"invoice {event.invoice_id}":
+            for journal_line in entry.lines:
+                per_account[journal_line.account] += journal_line.debit_minor - journal_line.credit_minor
+    assert per_account["1200"] == event.total_minor
+    for kind, account in (("SUBSCRIPTION", "2400"), ("SERVICES", "2410"), ("USAGE", "4100"), ("TAX", "2200")):
+        assert -per_account[account] == sum(line.amount_minor for line in event.lines if line.kind == kind)
+    subscription_lines = {line.line_id: line for line in event.lines if line.kind is LineKind.SUBSCRIPTION}
+    schedules = [c.payload for c in commands if isinstance(c.payload, RevenueSchedule)]
+    assert {s.line_id for s in schedules} == set(subscription_lines)
+    recognised: dict[str, int] = defaultdict(int)
+    for entry in _entries(commands):
+        if entry.description == f"invoice {event.invoice_id}":
+            continue
+        (deferred, revenue) = entry.lines
+        assert {deferred.account, revenue.account} == {"2400", "4000"}
+        assert entry.posting_date.month != (entry.posting_date + timedelta(days=1)).month
+        recognised[entry.lines[0].memo or ""] += deferred.debit_minor - deferred.credit_minor
+    for schedule in schedules:
+        line = subscription_lines[schedule.line_id]
+        assert schedule.total_minor == line.amount_minor == sum(e.amount_minor for e in schedule.entries)
+        assert recognised[schedule.line_id] == line.amount_minor
+    # Deterministic: the same event gives the same commands, ids included, every time.
+    assert invoice_posted_commands(event) == commands
+    assert len({c.command_id for c in commands}) == len(commands)
+
+
+@settings(max_examples=50, deadline=None)
+@given(invoices(min_amount=0))
+def test_commands_survive_the_avro_model_round_trip(event: InvoicePosted) -> None:
+    for command in invoice_posted_commands(event):
+        assert ErpCommand.from_avro(command.to_avro()) == command
+
+
+def test_ids_differ_between_events_and_stay_put_across_calls() -> None:
+    first = invoice_posted_commands(f.invoice(envelope={"event_id": "E1"}))
+    second = invoice_posted_commands(f.invoice(envelope={"event_id": "E2"}))
+    assert not {c.command_id for c in first} & {c.command_id for c in second}
+    # The schedule id belongs to the line, not to the event that carried it.
+    assert first[2].payload == second[2].payload
+
+
+# --- services, payments, collections ----------------------------------------------------------
+
+
+def test_a_services_milestone_moves_deferred_services_revenue_to_revenue() -> None:
+    commands = service_activated_commands(f.activation())
+    _assert_envelopes(commands)
+    (entry,) = _entries(commands)
+    assert entry.posting_date == date(2024, 3, 5)
+    assert _sides(entry) == [("2410", 5_000, 0), ("4010", 0, 5_000)]
+
+
+def test_a_milestone_without_an_amount_takes_the_invoiced_one_or_is_refused() -> None:
+    event = f.activation(milestone_amount_minor=None)
+    (entry,) = _entries(service_activated_commands(event, services_amount_minor=700))
+    assert _sides(entry) == [("2410", 700, 0), ("4010", 0, 700)]
+    with pytest.raises(MissingAmountError, match="no amount"):
+        service_activated_commands(event)
+    assert service_activated_commands(f.activation(line_kind="SUBSCRIPTION")) == []
+
+
+@pytest.mark.parametrize(
+    ("amount", "open_amount", "applied", "excess"),
+    [
+        (1_000, 1_000, 1_000, 0),
+        (600, 1_000, 600, 0),
+        (1_500, 1_000, 1_000, 500),
+        (300, 0, 0, 300),
+        (300, -50, 0, 300),
+    ],
+)
+def test_payment_is_applied_up_to_the_open_amount_and_the_excess_is_a_credit(
+    amount: int, open_amount: int, applied: int, excess: int
+) -> None:
+    commands = payment_received_commands(f.payment(amount), open_amount)
+    _assert_envelopes(commands)
+    application = commands[0].payload
+    assert isinstance(application, PaymentApplication)
+    assert (application.amount_minor, application.applied_minor, application.excess_minor) == (
+        amount,
+        applied,
+        excess,
+    )
+    (entry,) = _entries(commands)
+    _assert_balanced(entry)
+    assert entry.posting_date == date(2024, 2, 3)
+    expected = [("1000", amount, 0), ("1200", 0, applied), ("2300", 0, excess)]
+    assert _sides(entry) == [side for side in expected if side[1] or side[2]]
+
+
+def test_a_zero_payment_applies_nothing_and_a_negative_one_is_refused() -> None:
+    commands = payment_received_commands(f.payment(0), 100)
+    assert [c.command_type for c in commands] == [CommandType.PAYMENT_APPLICATION]
+    with pytest.raises(RuleInputError, match="negative"):
+        payment_received_commands(f.payment(-1), 100)
+
+
+def test_failed_payments_open_then_escalate_one_case_per_invoice_without_an_entry() -> None:
+    first = payment_failed_commands(f.payment_failed(1))
+    later = payment_failed_commands(f.payment_failed(3, envelope={"event_id": "E2"}))
+    _assert_envelopes(first)
+    cases = [c.payload for c in (*first, *later)]
+    assert all(isinstance(c, CollectionsCase) for c in cases)
+    assert [(c.case_id, c.status, c.attempt) for c in cases if isinstance(c, CollectionsCase)] == [
+        (case_id("INV1"), CollectionsCaseStatus.OPEN, 1),
+        (case_id("INV1"), CollectionsCaseStatus.ESCALATED, 3),
+    ]
+    assert _entries([*first, *later]) == []
+
+
+# --- subscriptions and re-spreads -------------------------------------------------------------
+
+
+def test_order_and_renewal_give_subscription_versions_ordered_by_event_time() -> None:
+    (created,) = order_accepted_commands(f.order())
+    renewed_event = f.renewal(envelope={"event_id": "E2", "occurred_at": f.T0 + timedelta(days=300)})
+    (renewed,) = contract_renewed_commands(renewed_event)
+    assert isinstance(created.payload, Subscription) and isinstance(renewed.payload, Subscription)
+    assert (created.payload.status, created.payload.order_id, created.payload.term_start) == (
+        SubscriptionStatus.ACTIVE,
+        "O1",
+        date(2024, 1, 1),
+    )
+    assert (renewed.payload.status, renewed.payload.term_start, renewed.payload.term_end) == (
+        SubscriptionStatus.RENEWED,
+        date(2025, 1, 1),
+        date(2026, 1, 1),
+    )
+    assert created.payload.version == epoch_millis(f.T0) < renewed.payload.version
+    with pytest.raises(InvalidPeriodError):
+        order_accepted_commands(f.order(term_end=date(2024, 1, 1)))
+
+
+def _year_schedule() -> list:
+    line = f.invoice_line(
+        "IL1", amount_minor=36_500, period_start=date(2023, 1, 1), period_end=date(2024, 1, 1)
+    )
+    other = f.invoice_line(
+        "IL2",
+        product_id="P2",
+        amount_minor=36_500,
+        period_start=date(2023, 1, 1),
+        period_end=date(2024, 1, 1),
+    )
+    return invoice_schedules(f.invoice(lines=(line, other)))
+
+
+def test_an_amendment_respreads_the_amended_line_and_posts_the_monthly_differences() -> None:
+    schedules = _year_schedule()
+    event = (
+        f.amendment(effective_date=date(2023, 7, 16), lines=(f.order_line("IL1"),), product_id=None)
+        if False
+        else (f.amendment(effective_date=date(2023, 7, 16), lines=(f.order_line("IL1", product_id="P9"),)))
+    )
+    commands, updated = contract_amended_commands(event, schedules)
+    _assert_envelopes(commands)
+    assert [t.schedule.line_id for t in updated] == ["IL1"]
+    new = updated[0].schedule
+    assert commands[0].payload == new and new.schedule_id == schedules[0].schedule.schedule_id
+    assert sum(e.amount_minor for e in new.entries) == 36_500
+    old = {e.month: e.amount_minor for e in schedules[0].schedule.entries}
+    differences = {e.posting_date.strftime("%Y-%m"): e for e in _entries(commands)}
+    assert sorted(differences) == ["2023-07", "2023-08", "2023-09", "2023-10", "2023-11", "2023-12"]
+    for entry in differences.values():
+        _assert_balanced(entry)
+        month = entry.posting_date.strftime("%Y-%m")
+        delta = {e.month: e.amount_minor for e in new.entries}[month] - old[month]
+        deferred, revenue = entry.lines
+        assert deferred.account == "2400" and deferred.debit_minor - deferred.credit_minor == delta
+        assert revenue.account == "4000" and revenue.credit_minor - revenue.debit_minor == delta
+    # July gives up its first 15 days to the later months: less in July, more afterwards.
+    assert differences["2023-07"].lines[0].credit_minor > 0
+    assert sum(e.lines[0].debit_minor - e.lines[0].credit_minor for e in differences.values()) == 0
+
+
+def test_an_amendment_matches_schedules_by_product_too_and_ignores_other_subscriptions() -> None:
+    schedules = _year_schedule()
+    by_product = f.amendment(effective_date=date(2023, 7, 16), lines=(f.order_line("OL-7", product_id="P2"),))
+    _, updated = contract_amended_commands(by_product, schedules)
+    assert [t.schedule.line_id for t in updated] == ["IL2"]
+    elsewhere = f.amendment(subscription_id="S2", effective_date=date(2023, 7, 16))
+    assert contract_amended_commands(elsewhere, schedules) == ([], [])
+
+
+def test_a_schedule_adjustment_respreads_every_running_schedule_of_the_subscription() -> None:
+    schedules = _year_schedule()
+    commands, updated = schedule_adjusted_commands(f.adjustment(effective_date=date(2023, 7, 16)), schedules)
+    assert [t.schedule.line_id for t in updated] == ["IL1", "IL2"]
+    assert [c.command_type for c in commands].count(CommandType.REVENUE_SCHEDULE) == 2
+    assert len({c.command_id for c in commands}) == len(commands)
+    assert schedule_adjusted_commands(f.adjustment(effective_date=date(2024, 2, 1)), schedules) == ([], [])
+    # Re-running on the updated schedules with the same date changes nothing further.
+    assert schedule_adjusted_commands(f.adjustment(effective_date=date(2023, 7, 16)), updated) == ([], [])
