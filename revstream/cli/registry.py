@@ -29,5 +29,4 @@ def serve(host: str, port: int) -> None:
     settings = load_settings()
     if settings.database.url is None and settings.embedded:
         settings = settings.with_embedded_endpoints()
-    click.echo(f"schema registry on http://{host}:{port} (store {settings.database.redacted()})", err=True)
     serve_registry(settings, host, port)
