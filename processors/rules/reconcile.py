@@ -190,6 +190,9 @@ def apply_invoice_line(
 ) -> tuple[ReconState, list[BusinessException]]:
     """Count an invoice usage line (once per invoice and line id) and report any change.
 
+    A line re-posted under the same invoice and line id with other values replaces the earlier one
+    (dedupe sends a changed payload under the same event id to the dead letters before this).
+
     Raises:
         RuleInputError: when the line is not a usage line with a metric, ``state`` belongs to
             another key, or ``tolerance`` is negative.
