@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +30,9 @@ from tests.conftest import wait_for
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 
 
-def record(name: str, fields: list[dict[str, object]], namespace: str = "revstream.test") -> str:
+def record(name: str, fields: Sequence[Mapping[str, object]], namespace: str = "revstream.test") -> str:
     """Return an Avro record schema as JSON text."""
-    return json.dumps({"type": "record", "name": name, "namespace": namespace, "fields": fields})
+    return json.dumps({"type": "record", "name": name, "namespace": namespace, "fields": list(fields)})
 
 
 @pytest.fixture(scope="session")
