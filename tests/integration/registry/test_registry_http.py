@@ -188,3 +188,37 @@ def test_health_and_metrics(http: httpx.Client, subject: str) -> None:
     )
     assert subject not in metrics
     assert "revstream_registry_request_duration_seconds_bucket" in metrics
+
+
+@pytest.mark.parametrize(
+    ("level", "accepted"),
+    [
+        ("NONE", True),
+        ("BACKWARD", True),
+        ("BACKWARD_TRANSITIVE", False),
+        ("FORWARD_TRANSITIVE", True),
+        ("FULL", True),
+        ("FULL_TRANSITIVE", False),
+    ],
+)
+def test_levels_on_register(
+    http: httpx.Client, subject: str, namespace: str, level: str, accepted: bool
+) -> None:
+    http.put(f"/config/{subject}", json={"compatibility": level}).raise_for_status()
+    key = {"name": "quote_id", "type": "string"}
+    v1 = record("Quote", [key], namespace)
+    v2 = record("Quote", [key, {"name": "discount_bp", "type": "int", "default": 0}], namespace)
+    v3 = record("Quote", [key, {"name": "discount_bp", "type": "int"}], namespace)  # v1 data lacks it
+    for schema in (v1, v2):
+        http.post(f"/subjects/{subject}/versions", json=body(schema)).raise_for_status()
+
+    response = http.post(f"/subjects/{subject}/versions", json=body(v3))
+    if accepted:
+        assert response.json()["version"] == 3
+    else:
+        assert error(response) == (409, 409)
+        message = response.json()["message"]
+        assert f"under {level}" in message
+        assert "READER_FIELD_MISSING_DEFAULT_VALUE at /fields/1 (discount_bp) against version 1" in message
+        assert "version 2" not in message
+        assert http.get(f"/subjects/{subject}/versions").json() == [1, 2]
