@@ -18,6 +18,7 @@ __all__ = [
     "RecordEncodeError",
     "SchemaRegistrationError",
     "RegistryUnavailableError",
+    "GovernanceError",
 ]
 
 
@@ -114,3 +115,7 @@ class SchemaRegistrationError(SerdeError):
 
 class RegistryUnavailableError(SerdeError):
     """Raised when the schema registry cannot be reached or fails (retry later; the record is fine)."""
+
+
+class GovernanceError(PlatformError):
+    """Raised when a schema governance command cannot reach a subject or the registry refuses a schema."""

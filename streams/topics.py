@@ -34,6 +34,7 @@ class TopicSpec:
     key: str
     cleanup_policy: Literal["delete", "compact"] = "delete"
     retention_ms: int | None = None
+    value_schema: str | None = None  # stem of the .avsc its values carry; None: original bytes / mixed
     extra_config: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     @property
@@ -98,6 +99,7 @@ class TopicCatalog:
                 "canonical",
                 key="customer_id",
                 retention_ms=CANONICAL_RETENTION_MS,
+                value_schema=event_type,
                 **common,
             )
             for event_type in EVENT_TYPES
@@ -108,6 +110,7 @@ class TopicCatalog:
                 "master",
                 key=f"{kind}_id",
                 cleanup_policy="compact",
+                value_schema=kind,
                 extra_config=(("min.compaction.lag.ms", "0"),),
                 **common,
             )
@@ -126,12 +129,14 @@ class TopicCatalog:
                 "exceptions",
                 key="customer_id",
                 retention_ms=DEADLETTER_RETENTION_MS,
+                value_schema="business_exception",
                 **common,
             ),
             TopicSpec(
                 self.commands_topic,
                 "commands",
                 key="customer_id",
+                value_schema="erp_command",
                 retention_ms=CANONICAL_RETENTION_MS,
                 **common,
             ),
