@@ -16,13 +16,16 @@ import click
 from revstream import __version__
 from revstream.cli.common import USER_ERRORS
 from revstream.cli.demo import demo
+from revstream.cli.ledger import ledger
 from revstream.cli.registry import registry
+from revstream.cli.schemas import schemas
+from revstream.cli.sink import sink
 from revstream.cli.stack import stack
 from revstream.cli.topics import topics
 
 __all__ = ["cli", "main"]
 
-COMMANDS: list[click.Command] = [stack, topics, demo, registry]
+COMMANDS: list[click.Command] = [stack, topics, schemas, demo, registry, ledger, sink]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

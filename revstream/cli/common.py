@@ -7,13 +7,14 @@ from typing import Any
 
 import click
 
+from connectors.errors import ConnectorError
 from streams.errors import PlatformError
 from streams.settings import Settings, load_settings
 
 __all__ = ["USER_ERRORS", "settings_for_cli", "echo_json"]
 
 # The root error of each package whose messages are written for users.
-USER_ERRORS: tuple[type[Exception], ...] = (PlatformError,)
+USER_ERRORS: tuple[type[Exception], ...] = (PlatformError, ConnectorError)
 
 
 def settings_for_cli(resolve_endpoints: bool = True) -> Settings:

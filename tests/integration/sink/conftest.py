@@ -11,6 +11,7 @@ import pytest
 from connectors.errors import ConnectorError
 from connectors.ledger.database import create_database, drop_database
 from connectors.ledger.migrate import migrate
+from streams.serde import AvroSerde
 from streams.settings import Settings
 
 
@@ -25,3 +26,11 @@ def ledger_db(stack_settings: Settings) -> Iterator[str]:
     # The databases live in the session stack's temporary data directory anyway.
     with contextlib.suppress(ConnectorError):
         drop_database(server, name)
+
+
+@pytest.fixture(scope="module")
+def serde(stack_settings: Settings) -> AvroSerde:
+    """The Avro serde over the session's schema registry."""
+    if not stack_settings.registry.url:
+        pytest.skip("the sink decodes through the schema registry, which this stack does not run")
+    return AvroSerde.from_settings(stack_settings.registry)

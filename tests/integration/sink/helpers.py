@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from pydantic import SecretStr
 
 from connectors.ledger.database import create_database
 from connectors.ledger.migrate import migrate
 from connectors.ledger.rows import COLUMNS
-from streams.settings import Settings
+from connectors.sink.sink import ErpSink, SinkConfig
+from schemas.models.erp import ErpCommand
+from streams.clients import consumer as make_consumer
+from streams.clients import producer as make_producer
+from streams.deadletter import DeadLetter, parse_dead_letter
+from streams.serde import AvroSerde
+from streams.settings import DatabaseSettings, Settings
 
 # Columns that record when or through which group a row was written, not what the ledger says.
 VOLATILE = {"applied_at", "updated_at", "consumer_group"}
@@ -53,3 +63,75 @@ def count(conninfo: str, table: str, where: str = "true") -> int:
 def truncate_all(conninfo: str) -> None:
     with psycopg.connect(conninfo) as connection:
         connection.execute(f"TRUNCATE {', '.join(LEDGER_TABLES)}")
+
+
+def ledger_settings(stack_settings: Settings, conninfo: str) -> Settings:
+    """The session's settings pointing at ledger database ``conninfo``."""
+    return stack_settings.model_copy(update={"database": DatabaseSettings(url=SecretStr(conninfo))})
+
+
+def produce_commands(
+    stack_settings: Settings, serde: AvroSerde, topic: str, commands: Sequence[ErpCommand]
+) -> list[bytes]:
+    """Publish ``commands`` keyed by customer id as Confluent-framed Avro; return the values sent."""
+    producer = make_producer(stack_settings.kafka)
+    values = []
+    for command in commands:
+        value = serde.serialize(topic, command)
+        values.append(value)
+        producer.produce(topic, key=command.customer_id.encode(), value=value)
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    return values
+
+
+def produce_raw(
+    stack_settings: Settings, topic: str, records: Sequence[tuple[bytes | None, bytes | None]]
+) -> None:
+    producer = make_producer(stack_settings.kafka)
+    for key, value in records:
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(30) == 0
+
+
+def run_sink(stack_settings: Settings, conninfo: str, topic: str, group: str, **options: Any) -> ErpSink:
+    """Run a sink in this process until the topic stays idle for a second; return it (stats, metrics)."""
+    options.setdefault("until_idle_s", 1.5)
+    sink = ErpSink(
+        ledger_settings(stack_settings, conninfo),
+        SinkConfig(group_id=group, topic=topic, deadletter_topic=f"{topic}.dlq", **options),
+    )
+    sink.run()
+    return sink
+
+
+def read_all(stack_settings: Settings, topic: str, expected: int, timeout_s: float = 30.0) -> list[Message]:
+    """Read ``expected`` records from ``topic`` from the beginning (fails the test if they don't come)."""
+    consumer = make_consumer(stack_settings.kafka, f"reader-{uuid.uuid4().hex[:8]}")
+    # Assigning the partitions directly skips the group join (seconds on the embedded broker).
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(messages) < expected and time.monotonic() < deadline:
+            messages += [
+                m for m in consumer.consume(expected - len(messages), timeout=0.5) if m.error() is None
+            ]
+    finally:
+        consumer.close()
+    assert len(messages) == expected, f"read {len(messages)} of {expected} records from {topic}"
+    return messages
+
+
+def metric(sink: ErpSink, name: str, labels: dict[str, str] | None = None) -> float:
+    value = sink.metrics.registry.get_sample_value(name, labels or {})
+    return 0.0 if value is None else value
+
+
+def dead_letter(message: Message) -> DeadLetter:
+    """Parse a record read from a dead-letter topic."""
+    raw = message.headers() or []
+    pairs = list(raw.items()) if isinstance(raw, dict) else raw
+    headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
+    return parse_dead_letter(message.key(), message.value(), headers)

@@ -1,0 +1,50 @@
+"""Pure bookkeeping of a consumed batch: the offsets to store and what a rebalance takes away."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Protocol, TypeVar
+
+__all__ = ["Positioned", "next_offsets", "without_partitions"]
+
+logger = logging.getLogger(__name__)
+
+
+class Positioned(Protocol):
+    """Anything read from Kafka: a confluent-kafka ``Message`` or a test double."""
+
+    def topic(self) -> str | None: ...
+
+    def partition(self) -> int | None: ...
+
+    def offset(self) -> int | None: ...
+
+
+def next_offsets(records: Iterable[Positioned]) -> dict[tuple[str, int], int]:
+    """Return, per ``(topic, partition)``, the offset to resume from: the highest offset read + 1.
+
+    Kafka's convention (and the ledger's ``sink_offsets.next_offset``) is the *next* offset to
+    read, not the last one processed.
+    """
+    result: dict[tuple[str, int], int] = {}
+    for record in records:
+        topic, partition, offset = record.topic(), record.partition(), record.offset()
+        if topic is None or partition is None or offset is None or offset < 0:
+            continue
+        key = (topic, partition)
+        result[key] = max(result.get(key, 0), offset + 1)
+    return result
+
+
+P = TypeVar("P", bound=Positioned)
+
+
+def without_partitions(records: Iterable[P], revoked: Iterable[tuple[str, int]]) -> list[P]:
+    """Return ``records`` minus those of partitions this consumer no longer owns.
+
+    After a rebalance the new owner resumes from the offsets in the ledger; records of a revoked
+    partition that were read but not yet applied must be dropped, not applied late.
+    """
+    gone = set(revoked)
+    return [r for r in records if (r.topic(), r.partition()) not in gone]
