@@ -1,0 +1,5 @@
+"""Producers: the Python SDK publisher, validation shared by every entry point, the file publisher."""
+
+from connectors.producers.publisher import Delivery, DeliveryCallback, Publisher
+
+__all__ = ["Delivery", "DeliveryCallback", "Publisher"]

@@ -1,0 +1,505 @@
+"""The Python SDK's publisher: typed events in, Avro records on their canonical topics out.
+
+One :class:`Publisher` wraps one idempotent confluent-kafka producer (``acks=all``,
+``enable.idempotence``): librdkafka retries a failed send without duplicating or reordering it, so
+the only duplicates left are a producer re-sending after a crash, which the pipeline's dedupe on
+``event_id`` removes. Records are Confluent-framed Avro with schemas from the registry; the topic
+comes from the catalog by event type, the key is ``customer_id`` (master data: the record's own id,
+on its compacted topic) so that every event of a customer lands on one partition, in order.
+
+Delivery is asynchronous: ``publish`` returns a :class:`concurrent.futures.Future` that resolves
+when the broker acknowledged the record (or fails with :class:`DeliveryFailedError`), and calls an
+optional callback. Reports arrive while the producer is polled: on every ``publish``, in ``flush``,
+or from a background thread (``background_poll=True``, for servers). At most ``max_in_flight``
+records wait for their acknowledgement; past that, ``publish`` waits for room (backpressure).
+
+The hot path does no per-record registry work: the schema id and parsed schema are cached per
+(model, topic), and the value is written straight after a pre-built Confluent header.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from types import TracebackType
+from typing import Any, Final
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from connectors.errors import (
+    DeliveryFailedError,
+    EventValidationError,
+    FieldProblem,
+    PublisherClosedError,
+)
+from connectors.producers.encoding import Converter, compile_record, encode_framed
+from connectors.producers.validation import master_key
+from schemas.loader import schema_for_model
+from schemas.models import AvroRecord, EventEnvelope, MasterRecord
+from schemas.names import EVENT_TYPES
+from streams.clients import producer as make_producer
+from streams.serde import AvroSerde
+from streams.settings import Settings
+from streams.topics import TopicCatalog, catalog_for
+from streams.wire import frame
+
+__all__ = ["Delivery", "DeliveryCallback", "Publisher"]
+
+logger = logging.getLogger(__name__)
+
+DeliveryCallback = Callable[["Delivery | None", "DeliveryFailedError | None"], None]
+"""Called once per record: ``(delivery, None)`` when acknowledged, ``(None, error)`` when not."""
+
+_BACKPRESSURE_POLL_S: Final = 0.05
+_MAX_FAILURES_KEPT: Final = 100
+# librdkafka reports these when no broker can be reached at all (as opposed to one record failing).
+_BROKER_DOWN_CODES: Final = frozenset(
+    {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE, KafkaError._MSG_TIMED_OUT}
+)
+
+
+_Headers = list[tuple[str, str | bytes | None]]
+
+
+class _DeliveryFuture(Future["Delivery"]):
+    """A future that serves the producer's delivery reports while someone waits on it.
+
+    Without a background poller nothing else would, and ``result()`` would wait forever.
+    """
+
+    def __init__(self, poll: Callable[[float], object] | None) -> None:
+        super().__init__()
+        self._poll = poll
+
+    def _serve(self, timeout: float | None) -> None:
+        if self._poll is None:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done() and (deadline is None or time.monotonic() < deadline):
+            self._poll(_BACKPRESSURE_POLL_S)
+
+    def result(self, timeout: float | None = None) -> Delivery:
+        """Return the delivery, serving reports until it arrives (or ``timeout`` passes)."""
+        self._serve(timeout)
+        return super().result(0 if self._poll is not None else timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """Return the delivery failure (or ``None``), serving reports until the outcome is known."""
+        self._serve(timeout)
+        return super().exception(0 if self._poll is not None else timeout)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where the broker stored a record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    schema_id: int
+
+
+@dataclass(frozen=True)
+class _Encoder:
+    topic: str
+    record_type: bytes
+    schema_id: int
+    parsed: dict[str, Any]
+    convert: Converter
+    header: bytes
+    schema_id_header: bytes
+    report: Callable[[KafkaError | None, Message], None]
+
+
+class Publisher:
+    """Publish canonical events and master data to their topics (see the module docstring).
+
+    Args:
+        settings: where the broker and registry are (``settings.kafka``, ``settings.registry``).
+        catalog: the topic catalog; defaults to the one ``settings`` describe.
+        source: fills the ``source`` header when an event is published without one (never the event).
+        max_in_flight: records that may wait for acknowledgement before ``publish`` blocks.
+        delivery_timeout_ms: how long librdkafka keeps retrying a record before failing it.
+        on_delivery: called once per record (see :data:`DeliveryCallback`).
+        fail_fast: keep delivery failures and raise them on the next ``publish``/``flush``/``close``;
+            when false, failures only reach the futures and callbacks (a server answering each
+            request itself wants that).
+        background_poll: serve delivery reports from a daemon thread instead of the caller's.
+        backpressure_timeout_s: how long ``publish`` waits for room before giving up.
+        serde: the registry serde to use (built from ``settings.registry`` when not given).
+        producer_config: extra librdkafka settings (dotted keys), applied last.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        catalog: TopicCatalog | None = None,
+        max_in_flight: int = 100_000,
+        delivery_timeout_ms: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+        fail_fast: bool = True,
+        background_poll: bool = False,
+        backpressure_timeout_s: float = 60.0,
+        serde: AvroSerde | None = None,
+        producer_config: dict[str, Any] | None = None,
+    ) -> None:
+        """Connect lazily: nothing touches the broker or registry until the first publish."""
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.catalog = catalog or catalog_for(settings)
+        self.max_in_flight = max_in_flight
+        self.backpressure_timeout_s = backpressure_timeout_s
+        self._serde = serde or AvroSerde.from_settings(settings.registry)
+        self._on_delivery = on_delivery
+        self._fail_fast = fail_fast
+        overrides: dict[str, Any] = {"error_cb": self._on_error, **(producer_config or {})}
+        if delivery_timeout_ms is not None:
+            overrides["message.timeout.ms"] = delivery_timeout_ms
+        self._producer: Producer = make_producer(settings.kafka, **overrides)
+        self._encoders: dict[tuple[type[AvroRecord], str], _Encoder] = {}
+        self._in_flight = 0
+        self._room = threading.Condition()
+        self._failures: list[str] = []
+        self._failure_count = 0
+        self._delivered = 0
+        self._closed = False
+        self._broker_error: str | None = None
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+        if background_poll:
+            self._poller = threading.Thread(target=self._poll_forever, name="publisher-poll", daemon=True)
+            self._poller.start()
+
+    # -- publishing -------------------------------------------------------------------------------
+
+    def publish(
+        self, event: EventEnvelope, *, on_delivery: DeliveryCallback | None = None
+    ) -> Future[Delivery]:
+        """Send ``event`` to its canonical topic, keyed by ``customer_id``; return its delivery future.
+
+        Raises:
+            EventValidationError: when ``event`` is not a canonical event (nothing is sent).
+            DeliveryFailedError: with ``fail_fast``, when earlier records were not delivered.
+            PublisherClosedError: after :meth:`close`.
+            SerdeError: when the registry refuses or cannot be reached (nothing is sent).
+        """
+        future = self._future()
+        self._send_event(event, on_delivery, future)
+        return future
+
+    def send(self, event: EventEnvelope, *, on_delivery: DeliveryCallback | None = None) -> None:
+        """Like :meth:`publish` without a future: the fastest path for bulk publishing.
+
+        The outcome reaches ``on_delivery`` (and the publisher's callback); with ``fail_fast`` a
+        failure is raised by the next ``send``, ``flush`` or ``close``.
+
+        Raises:
+            EventValidationError: when ``event`` is not a canonical event (nothing is sent).
+            DeliveryFailedError: with ``fail_fast``, when earlier records were not delivered.
+            PublisherClosedError: after :meth:`close`.
+            SerdeError: when the registry refuses or cannot be reached (nothing is sent).
+        """
+        self._send_event(event, on_delivery, None)
+
+    def _send_event(
+        self, event: EventEnvelope, on_delivery: DeliveryCallback | None, future: Future[Delivery] | None
+    ) -> None:
+        encoder = self._encoders.get((type(event), "event"))
+        if encoder is None:
+            encoder = self._encoder_for_event(event)
+        headers: _Headers = [
+            ("event_type", encoder.record_type),
+            ("source", event.source.encode()),
+            ("correlation_id", event.correlation_id.encode()),
+            ("schema_id", encoder.schema_id_header),
+        ]
+        self._send(encoder, event, event.customer_id, headers, on_delivery, future)
+
+    def publish_master(
+        self, record: MasterRecord, *, on_delivery: DeliveryCallback | None = None
+    ) -> Future[Delivery]:
+        """Send a master-data record to its compacted topic, keyed by its own id.
+
+        Raises:
+            EventValidationError: when ``record`` is not master data (nothing is sent).
+            DeliveryFailedError: with ``fail_fast``, when earlier records were not delivered.
+            PublisherClosedError: after :meth:`close`.
+            SerdeError: when the registry refuses or cannot be reached (nothing is sent).
+        """
+        encoder = self._encoders.get((type(record), "master"))
+        if encoder is None:
+            encoder = self._encoder_for_master(record)
+        headers: _Headers = [("master_kind", encoder.record_type), ("schema_id", encoder.schema_id_header)]
+        future = self._future()
+        self._send(encoder, record, master_key(record), headers, on_delivery, future)
+        return future
+
+    def _future(self) -> Future[Delivery]:
+        return _DeliveryFuture(self._producer.poll if self._poller is None else None)
+
+    def _send(
+        self,
+        encoder: _Encoder,
+        record: AvroRecord,
+        key: str,
+        headers: _Headers,
+        on_delivery: DeliveryCallback | None,
+        future: Future[Delivery] | None,
+    ) -> None:
+        if self._closed:
+            raise PublisherClosedError("this publisher is closed; create a new one to publish again")
+        if self._failures and self._fail_fast:
+            self._raise_failures()
+        try:
+            value = encode_framed(encoder.header, encoder.parsed, encoder.convert, record)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise EventValidationError(
+                f"{type(record).__name__} does not fit its schema: {exc}",
+                (FieldProblem("(record)", str(exc)),),
+            ) from exc
+        if self._in_flight >= self.max_in_flight:
+            self._wait_for_room()
+        # Without a future or a per-record callback the encoder's prebuilt report serves every record.
+        report = (
+            encoder.report
+            if future is None and on_delivery is None
+            else partial(self._report, future, encoder.schema_id, on_delivery)
+        )
+        if self._poller is None:
+            self._in_flight += 1
+        else:
+            with self._room:
+                self._in_flight += 1
+        try:
+            while True:
+                try:
+                    self._producer.produce(
+                        encoder.topic, value, key.encode(), headers=headers, on_delivery=report
+                    )
+                    break
+                except BufferError:
+                    # librdkafka's own queue is full: serve reports until it has room again.
+                    self._wait_for_room(queue_full=True)
+        except BaseException:
+            with self._room:
+                self._in_flight -= 1
+            raise
+        if self._poller is None:
+            self._producer.poll(0)
+
+    def _report(
+        self,
+        future: Future[Delivery] | None,
+        schema_id: int,
+        callback: DeliveryCallback | None,
+        error: KafkaError | None,
+        message: Message,
+    ) -> None:
+        if self._poller is None:
+            # Reports run in the thread that polls, which is the publishing thread: no lock needed.
+            self._in_flight -= 1
+        else:
+            with self._room:
+                self._in_flight -= 1
+                self._room.notify_all()
+        if error is None and future is None and callback is None and self._on_delivery is None:
+            self._delivered += 1
+            self._broker_error = None
+            return
+        raw_key = message.key()
+        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key or "")
+        topic = message.topic() or ""
+        if error is None:
+            self._delivered += 1
+            self._broker_error = None
+            partition, offset = message.partition(), message.offset()
+            delivery = Delivery(
+                topic,
+                partition if partition is not None else -1,
+                offset if offset is not None else -1,
+                key,
+                schema_id,
+            )
+            if future is not None:
+                future.set_result(delivery)
+            for notify in (callback, self._on_delivery):
+                if notify is not None:
+                    notify(delivery, None)
+            return
+        if error.code() in _BROKER_DOWN_CODES:
+            self._broker_error = error.str()
+        failure = DeliveryFailedError(
+            f"record for key {key!r} was not delivered to {message.topic()}: {error.str()}",
+            (f"{message.topic()} key={key!r}: {error.str()}",),
+        )
+        self._failure_count += 1
+        if self._fail_fast and len(self._failures) < _MAX_FAILURES_KEPT:
+            self._failures.append(failure.failures[0])
+        if future is not None:
+            future.set_exception(failure)
+        for notify in (callback, self._on_delivery):
+            if notify is not None:
+                notify(None, failure)
+
+    # -- encoders (once per model and topic) ------------------------------------------------------
+
+    def _encoder_for_event(self, event: AvroRecord) -> _Encoder:
+        if not isinstance(event, EventEnvelope) or getattr(event, "event_type", None) not in EVENT_TYPES:
+            raise EventValidationError(
+                f"{type(event).__name__} is not a canonical event; publish one of the models in "
+                "schemas.models.events (or use publish_master for master data)",
+                (FieldProblem("event_type", "not a canonical event type"),),
+            )
+        encoder = self._build_encoder(event, self.catalog.event_topic(event.event_type), event.event_type)
+        self._encoders[(type(event), "event")] = encoder
+        return encoder
+
+    def _encoder_for_master(self, record: AvroRecord) -> _Encoder:
+        kinds = {"Customer": "customer", "Product": "product", "LegalEntity": "legal_entity"}
+        kind = kinds.get(type(record).__name__)
+        if kind is None:
+            raise EventValidationError(
+                f"{type(record).__name__} is not master data; publish a Customer, Product or LegalEntity",
+                (FieldProblem("(record)", "not a master-data record"),),
+            )
+        encoder = self._build_encoder(record, self.catalog.master_topic(kind), kind)
+        self._encoders[(type(record), "master")] = encoder
+        return encoder
+
+    def _build_encoder(self, record: AvroRecord, topic: str, record_type: str) -> _Encoder:
+        schema = schema_for_model(type(record))
+        schema_id = self._serde.schema_id(self._serde.subject_for(topic, record), schema)
+        return _Encoder(
+            topic,
+            record_type.encode(),
+            schema_id,
+            schema.parsed,
+            compile_record(schema.parsed),
+            frame(schema_id, b""),
+            str(schema_id).encode(),
+            partial(self._report, None, schema_id, None),
+        )
+
+    # -- delivery, backpressure and broker state --------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Records handed to the producer whose acknowledgement has not arrived yet."""
+        return self._in_flight
+
+    @property
+    def delivered(self) -> int:
+        """Records the broker acknowledged since this publisher was created."""
+        return self._delivered
+
+    @property
+    def failed(self) -> int:
+        """Records that were not delivered since this publisher was created."""
+        return self._failure_count
+
+    @property
+    def broker_error(self) -> str | None:
+        """The last "no broker reachable" error, cleared by the next acknowledged record."""
+        return self._broker_error
+
+    def mark_broker_reachable(self) -> None:
+        """Forget the last broker error (after a successful metadata round trip, say)."""
+        self._broker_error = None
+
+    def _on_error(self, error: KafkaError) -> None:
+        # librdkafka reports connection trouble here, not through delivery reports: a broker that is
+        # down is known within a connection attempt instead of after the delivery timeout.
+        if error.code() in _BROKER_DOWN_CODES:
+            self._broker_error = error.str()
+        logger.warning("producer: %s", error.str())
+
+    def _wait_for_room(self, queue_full: bool = False) -> None:
+        deadline = time.monotonic() + self.backpressure_timeout_s
+        while queue_full or self._in_flight >= self.max_in_flight:
+            if time.monotonic() > deadline:
+                raise DeliveryFailedError(
+                    f"{self._in_flight} records still wait for the broker after "
+                    f"{self.backpressure_timeout_s:g}s; is the broker reachable?"
+                )
+            if self._poller is None:
+                self._producer.poll(_BACKPRESSURE_POLL_S)
+            else:
+                with self._room:
+                    self._room.wait(_BACKPRESSURE_POLL_S)
+            if queue_full:
+                return
+
+    def _poll_forever(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
+
+    def poll(self, timeout_s: float = 0.0) -> int:
+        """Serve pending delivery reports; return how many were served."""
+        return int(self._producer.poll(timeout_s))
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait until every record is acknowledged (or failed).
+
+        Raises:
+            DeliveryFailedError: when records are still unacknowledged after ``timeout_s`` or, with
+                ``fail_fast``, when any record failed since the last raise.
+        """
+        remaining = self._producer.flush(-1 if timeout_s is None else timeout_s)
+        if remaining:
+            raise DeliveryFailedError(
+                f"{remaining} records were not acknowledged within {timeout_s:g}s; is the broker reachable?"
+            )
+        if self._failures:
+            self._raise_failures()
+
+    def _raise_failures(self) -> None:
+        failures, self._failures = tuple(self._failures), []
+        raise DeliveryFailedError(
+            f"{len(failures)} records were not delivered, first: {failures[0]}", failures
+        )
+
+    def close(self, timeout_s: float | None = 30.0) -> None:
+        """Flush and stop; publishing afterwards raises :class:`PublisherClosedError`.
+
+        Raises:
+            DeliveryFailedError: when a record was not delivered (see :meth:`flush`).
+        """
+        if self._closed:
+            return
+        try:
+            self.flush(timeout_s)
+        finally:
+            self._closed = True
+            self._stop.set()
+            if self._poller is not None:
+                self._poller.join(timeout=5)
+
+    def __enter__(self) -> Publisher:
+        """Use the publisher in a ``with`` block; leaving it flushes and closes."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Flush and close; a delivery failure raises unless the block already raised."""
+        try:
+            self.close()
+        except DeliveryFailedError:
+            if exc is None:
+                raise
+            logger.exception("records were not delivered while another error was raised")
+
+    @property
+    def producer(self) -> Producer:
+        """The underlying confluent-kafka producer (for metrics, ``list_topics`` and the like)."""
+        return self._producer
