@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -299,6 +300,9 @@ class EmbeddedStack:
         try:
             with urllib.request.urlopen(f"{endpoint}/subjects", timeout=2) as response:  # noqa: S310
                 return bool(response.status == 200)
+        except urllib.error.HTTPError as exc:
+            # 401: basic auth is on (REVSTREAM_REGISTRY_SERVER_USERS); it answers, so it is up.
+            return exc.code == 401
         except OSError:
             return False
 

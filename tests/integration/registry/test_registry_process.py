@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from streams.settings import Settings
+from streams.stack import EmbeddedStack
 from tests.integration.registry.conftest import RegistryProcess, client_for, record
 
 Spawn = Callable[..., RegistryProcess]
@@ -192,3 +193,19 @@ def test_serve_without_a_database_is_one_line() -> None:
     errors = [line for line in result.stderr.splitlines() if line.startswith("revstream: error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "REVSTREAM_DATABASE_URL" in errors[0]
+
+
+def test_stack_starts_a_registry_with_basic_auth(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stack's readiness probe gets a 401 then; it must still see the registry as up.
+    monkeypatch.setenv("REVSTREAM_REGISTRY_SERVER_USERS", "ops:s3cret")
+    stack = EmbeddedStack(tmp_path_factory.mktemp("authstack"))
+    try:
+        statuses = stack.up()
+        assert statuses["registry"].state == "running"
+        url = statuses["registry"].endpoint
+        assert httpx.get(f"{url}/subjects").status_code == 401
+        assert httpx.get(f"{url}/subjects", auth=("ops", "s3cret")).json() == []
+    finally:
+        stack.down()
