@@ -161,6 +161,12 @@ def create_app(settings: Settings, store: RegistryStore | None = None) -> FastAP
         )
         return _error(422, 422, f"Invalid request: {problems}")
 
+    @app.exception_handler(Exception)
+    async def defect(request: Request, exc: Exception) -> Response:
+        # A bug, not a client error: keep the traceback in the log, answer in Confluent's shape.
+        logger.exception("%s %s failed", request.method, request.url.path)
+        return _error(500, 50001, f"internal error ({type(exc).__name__}); see the registry's log")
+
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -186,13 +192,16 @@ def create_app(settings: Settings, store: RegistryStore | None = None) -> FastAP
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # The route template, never the concrete path: subjects and ids stay out of the labels.
-        endpoint = getattr(route, "path", "unmatched")
-        metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
-        metrics.duration.labels(request.method, endpoint).observe(time.perf_counter() - started)
-        return response
+        status = 500  # a defect propagates to the outermost handler, which answers 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            # The route template, never the concrete path: subjects and ids stay out of labels.
+            endpoint = getattr(request.scope.get("route"), "path", "unmatched")
+            metrics.requests.labels(request.method, endpoint, str(status)).inc()
+            metrics.duration.labels(request.method, endpoint).observe(time.perf_counter() - started)
 
     return app
 
