@@ -88,7 +88,7 @@ def problems_of(exc: ValidationError) -> tuple[FieldProblem, ...]:
     problems = []
     for error in exc.errors(include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or "(record)"
-        problems.append(FieldProblem(where, error["msg"]))
+        problems.append(FieldProblem(where, error["msg"].removeprefix("Value error, ")))
     return tuple(problems)
 
 
@@ -142,9 +142,13 @@ def parse_event(
         if given != source:
             problems.append(FieldProblem("source", f"is {given!r} but this producer speaks for {source!r}"))
         data = {**data, "source": source}
+    try:
+        event = _validate(model, {**data, "event_type": event_type}, f"{event_type} event")
+    except EventValidationError as exc:
+        raise _refuse(f"{event_type} event", (*problems, *exc.problems)) from exc
     if problems:
         raise _refuse(f"{event_type} event", tuple(problems))
-    return _validate(model, {"event_type": event_type, **data}, f"{event_type} event")
+    return event
 
 
 def parse_master(kind: str, data: Mapping[str, Any] | str | bytes) -> MasterRecord:

@@ -17,6 +17,7 @@ from revstream import __version__
 from revstream.cli.common import USER_ERRORS
 from revstream.cli.demo import demo
 from revstream.cli.ledger import ledger
+from revstream.cli.publish import publish
 from revstream.cli.registry import registry
 from revstream.cli.schemas import schemas
 from revstream.cli.sink import sink
@@ -25,7 +26,7 @@ from revstream.cli.topics import topics
 
 __all__ = ["cli", "main"]
 
-COMMANDS: list[click.Command] = [stack, topics, schemas, demo, registry, ledger, sink]
+COMMANDS: list[click.Command] = [stack, topics, schemas, demo, registry, ledger, sink, publish]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
