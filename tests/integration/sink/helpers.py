@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -94,13 +97,33 @@ def produce_raw(
     assert producer.flush(30) == 0
 
 
-def run_sink(stack_settings: Settings, conninfo: str, topic: str, group: str, **options: Any) -> ErpSink:
-    """Run a sink in this process until the topic stays idle for a second; return it (stats, metrics)."""
+def make_sink(
+    stack_settings: Settings,
+    conninfo: str,
+    topic: str,
+    group: str,
+    serde: AvroSerde | None = None,
+    **options: Any,
+) -> ErpSink:
+    """A sink on ``topic`` into ledger ``conninfo``, dead-lettering to ``<topic>.dlq``."""
     options.setdefault("until_idle_s", 1.5)
-    sink = ErpSink(
+    return ErpSink(
         ledger_settings(stack_settings, conninfo),
         SinkConfig(group_id=group, topic=topic, deadletter_topic=f"{topic}.dlq", **options),
+        serde=serde,
     )
+
+
+def run_sink(
+    stack_settings: Settings,
+    conninfo: str,
+    topic: str,
+    group: str,
+    serde: AvroSerde | None = None,
+    **options: Any,
+) -> ErpSink:
+    """Run a sink in this process until the topic stays idle; return it (stats, metrics)."""
+    sink = make_sink(stack_settings, conninfo, topic, group, serde, **options)
     sink.run()
     return sink
 
@@ -135,3 +158,23 @@ def dead_letter(message: Message) -> DeadLetter:
     pairs = list(raw.items()) if isinstance(raw, dict) else raw
     headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in pairs]
     return parse_dead_letter(message.key(), message.value(), headers)
+
+
+def sink_process(
+    stack_settings: Settings, conninfo: str, topic: str, group: str, *args: str, cwd: str | None = None
+) -> subprocess.Popen[str]:
+    """Start ``python -m revstream sink`` on ``topic`` into ledger ``conninfo``, as a user would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVSTREAM_") and k != "DATABASE_URL"}
+    env.update(
+        REVSTREAM_PROFILE="external",
+        REVSTREAM_KAFKA_BOOTSTRAP_SERVERS=stack_settings.kafka.require_bootstrap(),
+        REVSTREAM_KAFKA_SESSION_TIMEOUT_MS=str(stack_settings.kafka.session_timeout_ms or 6000),
+        REVSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS=str(stack_settings.kafka.heartbeat_interval_ms or 1000),
+        REVSTREAM_REGISTRY_URL=stack_settings.registry.require_url(),
+        REVSTREAM_DATABASE_URL=conninfo,
+    )
+    command = [sys.executable, "-m", "revstream", "sink", "--group", group, "--topic", topic]
+    command += ["--batch-size", "100", *args]
+    return subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
