@@ -12,11 +12,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.names import EVENT_TYPES
@@ -31,6 +40,7 @@ __all__ = [
     "RegistrySettings",
     "Settings",
     "TopicsSettings",
+    "WorkerSettings",
     "load_settings",
     "redact_url",
 ]
@@ -317,6 +327,44 @@ class GatewaySettings(_Frozen):
         return self
 
 
+ProcessingGuarantee = Literal["at_least_once", "exactly_once"]
+
+
+class WorkerSettings(_Frozen):
+    """The stream-processing workers (``revstream worker``): guarantees, state and retry policy.
+
+    ``group_id`` defaults to ``<namespace>-processors``, so two deployments under different topic
+    namespaces never share a consumer group or table changelogs.
+    """
+
+    processing_guarantee: ProcessingGuarantee = "at_least_once"
+    group_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
+    data_dir: Path = Path(".revstream/worker")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    dedupe_horizon: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
+    master_retry_attempts: int = Field(default=6, ge=1, le=1000)
+    master_retry_backoff: timedelta = Field(default=timedelta(seconds=1), gt=timedelta(0))
+    master_retry_backoff_max: timedelta = Field(default=timedelta(minutes=5), gt=timedelta(0))
+    reconciliation_tolerance: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+
+    @field_validator("dedupe_horizon", "master_retry_backoff", "master_retry_backoff_max", mode="before")
+    @classmethod
+    def _seconds_or_iso(cls, value: Any) -> Any:
+        # The environment gives strings: plain seconds ("0.5") or an ISO-8601 duration ("P7D").
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
+
+    def effective_group_id(self, namespace: str) -> str:
+        """Return the consumer group (and Faust app id) of the workers of ``namespace``."""
+        return self.group_id or f"{namespace}-processors"
+
+
 class Settings(BaseSettings):
     """Everything a revstream process is configured with."""
 
@@ -337,6 +385,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     topics: TopicsSettings = TopicsSettings()
     gateway: GatewaySettings = GatewaySettings()
+    worker: WorkerSettings = WorkerSettings()
 
     @model_validator(mode="before")
     @classmethod
