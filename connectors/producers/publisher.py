@@ -171,6 +171,7 @@ class Publisher:
         self._delivered = 0
         self._closed = False
         self._broker_error: str | None = None
+        self._fatal: str | None = None
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         if background_poll:
@@ -311,14 +312,16 @@ class Publisher:
                 self._room.notify_all()
         if error is None and future is None and callback is None and self._on_delivery is None:
             self._delivered += 1
-            self._broker_error = None
+            if self._fatal is None:
+                self._broker_error = None
             return
         raw_key = message.key()
         key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key or "")
         topic = message.topic() or ""
         if error is None:
             self._delivered += 1
-            self._broker_error = None
+            if self._fatal is None:
+                self._broker_error = None
             partition, offset = message.partition(), message.offset()
             delivery = Delivery(
                 topic,
@@ -411,12 +414,20 @@ class Publisher:
 
     def mark_broker_reachable(self) -> None:
         """Forget the last broker error (after a successful metadata round trip, say)."""
-        self._broker_error = None
+        if self._fatal is None:
+            self._broker_error = None
+
+    def mark_broker_unreachable(self, reason: str) -> None:
+        """Record that no broker answered (a failed metadata round trip, say)."""
+        self._broker_error = reason
 
     def _on_error(self, error: KafkaError) -> None:
         # librdkafka reports connection trouble here, not through delivery reports: a broker that is
         # down is known within a connection attempt instead of after the delivery timeout.
-        if error.code() in _BROKER_DOWN_CODES:
+        if error.fatal():
+            # The idempotent producer cannot go on (fenced, out of sequence): only a new one can.
+            self._fatal = self._broker_error = f"fatal producer error: {error.str()}"
+        elif error.code() in _BROKER_DOWN_CODES:
             self._broker_error = error.str()
         logger.warning("producer: %s", error.str())
 

@@ -16,6 +16,7 @@ import click
 from revstream import __version__
 from revstream.cli.common import USER_ERRORS
 from revstream.cli.demo import demo
+from revstream.cli.gateway import gateway
 from revstream.cli.ledger import ledger
 from revstream.cli.publish import publish
 from revstream.cli.registry import registry
@@ -26,7 +27,7 @@ from revstream.cli.topics import topics
 
 __all__ = ["cli", "main"]
 
-COMMANDS: list[click.Command] = [stack, topics, schemas, demo, registry, ledger, sink, publish]
+COMMANDS: list[click.Command] = [stack, topics, schemas, demo, registry, ledger, sink, publish, gateway]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
