@@ -321,4 +321,4 @@ def _upsert_statement(table: str) -> sql.Composed:
 
 def _unavailable(exc: psycopg.Error) -> LedgerUnavailableError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return LedgerUnavailableError(f"the ledger database went away ({first}); retrying")
+    return LedgerUnavailableError(f"the ledger database went away ({first})")

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -178,3 +179,15 @@ def sink_process(
     return subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+def start_postgres_again(stack_home: Path) -> None:
+    """``EmbeddedStack.start_postgres()`` in a fresh process.
+
+    pgserver caches its server handle per data directory for the life of a process, so in the
+    process that started it, ``get_server`` after a stop returns the stale handle instead of
+    starting PostgreSQL (measured); a new process has no such cache.
+    """
+    code = "import sys; from pathlib import Path; from streams.stack import EmbeddedStack; "
+    code += "EmbeddedStack(Path(sys.argv[1])).start_postgres()"
+    subprocess.run([sys.executable, "-c", code, str(stack_home)], check=True, timeout=60)
