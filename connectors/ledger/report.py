@@ -224,7 +224,7 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int
         return "  ".join(
             c.rjust(w) if i in right else c.ljust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
+        ).rstrip()
 
     return [line(headers), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]
 
