@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from connectors.errors import CommandRejectedError
 from schemas.models.enums import CollectionsCaseStatus
 from schemas.models.erp import (
+    PAYLOAD_TYPES,
     CollectionsCase,
     ErpCommand,
     Invoice,
@@ -177,7 +178,7 @@ def rows_for(command: ErpCommand) -> LedgerRows:
         CommandRejectedError: when the command type is not one the ledger knows (``UNKNOWN``).
     """
     builder = _BUILDERS.get(type(command.payload))
-    if builder is None:
+    if builder is None or command.command_type not in PAYLOAD_TYPES:
         raise CommandRejectedError(
             f"command {command.command_id} has type {command.command_type.value}, which the ledger "
             "cannot apply; fix the producer and replay the dead letter",
