@@ -21,13 +21,25 @@ from revstream.cli.ledger import ledger
 from revstream.cli.publish import publish
 from revstream.cli.registry import registry
 from revstream.cli.schemas import schemas
+from revstream.cli.simulate import simulate_command
 from revstream.cli.sink import sink
 from revstream.cli.stack import stack
 from revstream.cli.topics import topics
 
 __all__ = ["cli", "main"]
 
-COMMANDS: list[click.Command] = [stack, topics, schemas, demo, registry, ledger, sink, publish, gateway]
+COMMANDS: list[click.Command] = [
+    stack,
+    topics,
+    schemas,
+    demo,
+    registry,
+    ledger,
+    sink,
+    publish,
+    gateway,
+    simulate_command,
+]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -1,0 +1,280 @@
+"""The ground truth: what a correct pipeline must make of the emitted records.
+
+Computed from the emitted stream itself, in publish order, by reading the rules of DOMAIN.md (not
+by calling the processors: a bug shared with them would agree with itself). Records are judged as
+the pipeline must: bytes that do not decode are dead-lettered at decode; a repeated ``event_id`` is a
+duplicate (same content) or a conflict (dead-lettered at dedupe); an event whose customer, legal
+entity or products never arrive is dead-lettered at enrich; the rest is the business.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any, Final
+
+from connectors.simulator.dates import month_key, ratable_by_month
+from connectors.simulator.emissions import Emission
+from schemas.models import (
+    AvroRecord,
+    EventEnvelope,
+    InvoicePosted,
+    LineKind,
+    PaymentFailed,
+    PaymentReceived,
+    Product,
+    QuoteApproved,
+    ServiceActivated,
+    UsageRecorded,
+)
+from schemas.names import EVENT_TYPES, MASTER_DATA_KINDS
+
+__all__ = ["ACCOUNTS", "expect", "fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+ACCOUNTS: Final = {"subscription": "4000", "services": "4010", "usage": "4100"}
+
+
+def fingerprint(event: EventEnvelope) -> str:
+    """Return the content of ``event`` that decides duplicate versus conflict."""
+    return event.model_dump_json(exclude={"schema_version"})
+
+
+def _tree() -> defaultdict[str, Any]:
+    return defaultdict(_tree)
+
+
+def _plain(tree: Any) -> Any:
+    return {key: _plain(value) for key, value in tree.items()} if isinstance(tree, dict) else tree
+
+
+def _missing_master(event: EventEnvelope, masters: dict[str, dict[str, AvroRecord]]) -> list[str]:
+    missing = []
+    if event.customer_id not in masters["customer"]:
+        missing.append(f"customer {event.customer_id}")
+    if event.legal_entity not in masters["legal_entity"]:
+        missing.append(f"legal_entity {event.legal_entity}")
+    for line in getattr(event, "lines", ()):
+        product_id = getattr(line, "product_id", None)
+        if product_id is not None and product_id not in masters["product"]:
+            missing.append(f"product {product_id}")
+    return missing
+
+
+def expect(emissions: Sequence[Emission]) -> dict[str, Any]:
+    """Return the expected outcome of publishing ``emissions`` in order (see the module docstring)."""
+    masters: dict[str, dict[str, AvroRecord]] = {kind: {} for kind in MASTER_DATA_KINDS}
+    for emission in emissions:
+        if emission.kind == "master" and emission.record is not None:
+            masters[emission.stream][emission.key] = emission.record
+    published = dict.fromkeys(EVENT_TYPES, 0)
+    unique = dict.fromkeys(EVENT_TYPES, 0)
+    duplicates = dict.fromkeys(EVENT_TYPES, 0)
+    conflicts = dict.fromkeys(EVENT_TYPES, 0)
+    dead_letters: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    passing: list[EventEnvelope] = []
+    for emission in emissions:
+        if emission.kind == "raw":
+            dead_letters.append(
+                {
+                    "stage": "decode",
+                    "reason": emission.fault,
+                    "event_type": emission.stream,
+                    "key": emission.key,
+                }
+            )
+            continue
+        if emission.kind != "event" or not isinstance(emission.record, EventEnvelope):
+            continue
+        event = emission.record
+        published[event.event_type] += 1
+        content = fingerprint(event)
+        if event.event_id in seen:
+            if seen[event.event_id] == content:
+                duplicates[event.event_type] += 1
+            else:
+                conflicts[event.event_type] += 1
+                dead_letters.append(_dead("dedupe", "DUPLICATE_ID_CONFLICT", event))
+            continue
+        seen[event.event_id] = content
+        unique[event.event_type] += 1
+        missing = _missing_master(event, masters)
+        if missing:
+            dead_letters.append({**_dead("enrich", "MASTER_DATA_MISSING", event), "missing": missing})
+            continue
+        passing.append(event)
+    business = _business(passing, masters)
+    by_reason: dict[str, dict[str, Any]] = {}
+    for letter in dead_letters:
+        entry = by_reason.setdefault(letter["reason"], {"stage": letter["stage"], "count": 0})
+        entry["count"] += 1
+    return {
+        "records": {
+            "events_published": published,
+            "events_unique": unique,
+            "events_published_total": sum(published.values()),
+            "master_published": {
+                kind: sum(1 for e in emissions if e.kind == "master" and e.stream == kind)
+                for kind in MASTER_DATA_KINDS
+            },
+            "raw_faults": sum(1 for e in emissions if e.kind == "raw"),
+        },
+        "duplicates": {"total": sum(duplicates.values()), "by_event_type": duplicates},
+        "conflicts": {"total": sum(conflicts.values()), "by_event_type": conflicts},
+        "expected_dead_letters": {
+            "total": len(dead_letters),
+            "by_reason": by_reason,
+            "records": dead_letters,
+        },
+        **business,
+    }
+
+
+def _dead(stage: str, reason: str, event: EventEnvelope) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "reason": reason,
+        "event_type": event.event_type,
+        "event_id": event.event_id,
+        "key": event.customer_id,
+    }
+
+
+def _business(events: list[EventEnvelope], masters: dict[str, dict[str, AvroRecord]]) -> dict[str, Any]:
+    invoices = _tree()
+    revenue = _tree()
+    cash = _tree()
+    exceptions: list[dict[str, Any]] = []
+    metered: dict[tuple[str, str, str], int] = defaultdict(int)
+    billed: dict[tuple[str, str, str], dict[str, Any]] = {}
+    failed_invoices: set[str] = set()
+    paid_invoices: set[str] = set()
+    failures = 0
+
+    def book(event: EventEnvelope, currency: str, month: str, account: str, amount: int) -> None:
+        months = revenue[event.legal_entity][currency][month]
+        months[account] = months.get(account, 0) + amount
+
+    for event in events:
+        if isinstance(event, QuoteApproved):
+            exceptions.extend(_unapproved_discounts(event, masters))
+        elif isinstance(event, InvoicePosted):
+            totals = invoices[event.legal_entity][event.currency]
+            totals["count"] = totals.get("count", 0) + 1
+            totals["total_minor"] = totals.get("total_minor", 0) + event.total_minor
+            for line in event.lines:
+                if line.kind is LineKind.SUBSCRIPTION:
+                    for month, amount in ratable_by_month(
+                        line.amount_minor, line.period_start, line.period_end
+                    ).items():
+                        book(event, event.currency, month, ACCOUNTS["subscription"], amount)
+                elif line.kind is LineKind.USAGE and line.metric is not None:
+                    book(
+                        event,
+                        event.currency,
+                        month_key(event.issued_on),
+                        ACCOUNTS["usage"],
+                        line.amount_minor,
+                    )
+                    key = (event.subscription_id, line.metric, month_key(line.period_start))
+                    entry = billed.setdefault(
+                        key,
+                        {
+                            "quantity": 0,
+                            "event": event,
+                            "latest": (event.issued_on, event.invoice_id, line.line_id),
+                        },
+                    )
+                    entry["quantity"] += line.quantity
+                    latest = (event.issued_on, event.invoice_id, line.line_id)
+                    if latest >= entry["latest"]:
+                        entry.update(latest=latest, unit_price=line.unit_price_minor, event=event)
+        elif isinstance(event, UsageRecorded):
+            metered[
+                (event.subscription_id, event.metric, month_key(event.window_start.astimezone(UTC).date()))
+            ] += event.quantity
+        elif isinstance(event, ServiceActivated) and event.milestone_amount_minor is not None:
+            month = month_key(event.activated_at.astimezone(UTC).date())
+            book(event, event.currency, month, ACCOUNTS["services"], event.milestone_amount_minor)
+        elif isinstance(event, PaymentReceived):
+            totals = cash[event.legal_entity][event.currency]
+            totals["payments"] = totals.get("payments", 0) + 1
+            totals["total_minor"] = totals.get("total_minor", 0) + event.amount_minor
+            paid_invoices.add(event.invoice_id)
+        elif isinstance(event, PaymentFailed):
+            failures += 1
+            failed_invoices.add(event.invoice_id)
+    exceptions.extend(_mismatches(metered, billed))
+    by_reason: dict[str, int] = defaultdict(int)
+    for item in exceptions:
+        by_reason[item["reason"]] += 1
+    return {
+        "expected_exceptions": {"total": len(exceptions), "by_reason": dict(by_reason), "items": exceptions},
+        "expected_invoices": _plain(invoices),
+        "expected_revenue": _plain(revenue),
+        "expected_cash": _plain(cash),
+        "expected_payment_failures": {
+            "failed_attempts": failures,
+            "invoices_with_failures": len(failed_invoices),
+            "invoices_never_paid_after_failure": len(failed_invoices - paid_invoices),
+        },
+    }
+
+
+def _unapproved_discounts(
+    event: QuoteApproved, masters: dict[str, dict[str, AvroRecord]]
+) -> list[dict[str, Any]]:
+    approved = max((approval.max_discount_bp for approval in event.approvals), default=None)
+    found = []
+    for line in event.lines:
+        product = masters["product"][line.product_id]
+        assert isinstance(product, Product)
+        if line.discount_bp > product.max_discount_bp and (approved is None or approved < line.discount_bp):
+            found.append(
+                {
+                    "reason": "DISCOUNT_NOT_APPROVED",
+                    "event_id": event.event_id,
+                    "customer_id": event.customer_id,
+                    "legal_entity": event.legal_entity,
+                    "quote_id": event.quote_id,
+                    "line_id": line.line_id,
+                    "product_id": line.product_id,
+                    "discount_bp": line.discount_bp,
+                    "allowed_bp": product.max_discount_bp,
+                }
+            )
+    return found
+
+
+def _mismatches(
+    metered: dict[tuple[str, str, str], int], billed: dict[tuple[str, str, str], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    found = []
+    for key in sorted(billed):
+        subscription_id, metric, period = key
+        entry = billed[key]
+        difference = metered.get(key, 0) - entry["quantity"]
+        if difference == 0:
+            continue
+        invoice: InvoicePosted = entry["event"]
+        found.append(
+            {
+                "reason": "USAGE_BILLING_MISMATCH",
+                "customer_id": invoice.customer_id,
+                "legal_entity": invoice.legal_entity,
+                "subscription_id": subscription_id,
+                "metric": metric,
+                "period": period,
+                "currency": invoice.currency,
+                "metered_quantity": metered.get(key, 0),
+                "billed_quantity": entry["quantity"],
+                "quantity_difference": difference,
+                "amount_difference_minor": difference * entry["unit_price"],
+                "kind": "under-billed" if difference > 0 else "over-billed",
+            }
+        )
+    return found
