@@ -200,12 +200,12 @@ class LedgerWriter:
                     batch_rows.extend(rows)
                 else:
                     outcome.duplicates.append(record)
-            self._write(batch_rows, [r.command for r in outcome.applied])
+            written = self._write(batch_rows, [r.command for r in outcome.applied])
             self._store_offsets(offsets, group)
             # Fire the deferred balance checks now, so a violation is a statement error here
             # (and the batch goes to the slow path) rather than a failed COMMIT.
             self.connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            outcome.rows_written = batch_rows.count() + len(outcome.applied)
+            outcome.rows_written = written + len(outcome.applied)
             if before_commit is not None:
                 before_commit(outcome)
         return outcome
@@ -229,7 +229,7 @@ class LedgerWriter:
                         if not self._insert_applied([record]):
                             outcome.duplicates.append(record)
                             continue
-                        self._write(rows, [record.command])
+                        written = self._write(rows, [record.command])
                         self.connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 except psycopg.Error as exc:
                     if not _is_rejection(exc):
@@ -239,7 +239,7 @@ class LedgerWriter:
                     outcome.rejected.append((record, rejection))
                     continue
                 outcome.applied.append(record)
-                outcome.rows_written += rows.count() + 1
+                outcome.rows_written += written + 1
             self._store_offsets(offsets, group)
             if before_commit is not None:
                 before_commit(outcome)
@@ -264,15 +264,19 @@ class LedgerWriter:
         arrays = [list(values) for values in zip(*rows, strict=True)]
         return {str(row[0]) for row in self.connection.execute(query, arrays).fetchall()}
 
-    def _write(self, rows: LedgerRows, commands: Sequence[ErpCommand]) -> None:
+    def _write(self, rows: LedgerRows, commands: Sequence[ErpCommand]) -> int:
+        """Write ``rows`` and the commands' customers; return how many rows were inserted or updated."""
+        written = 0
+        cursor = self.connection.cursor()
         customers = first_per_key((customer_row(c) for c in commands), key=lambda row: row[0])
         if customers:
-            self.connection.cursor().executemany(
-                "INSERT INTO customers (customer_id, legal_entity, first_command_id) VALUES (%s, %s, %s) "
+            cursor.execute(
+                "INSERT INTO customers (customer_id, legal_entity, first_command_id) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) "
                 "ON CONFLICT (customer_id) DO NOTHING",
-                customers,
+                [list(column) for column in zip(*customers, strict=True)],
             )
-        cursor = self.connection.cursor()
+            written += max(cursor.rowcount, 0)
         for table in INSERT_TABLES:
             table_rows = rows.get(table)
             if not table_rows:
@@ -283,11 +287,15 @@ class LedgerWriter:
             with cursor.copy(statement) as copy:
                 for row in table_rows:
                     copy.write_row(row)
+            written += len(table_rows)
         for table in UPSERT_TABLES:
             table_rows = rows.get(table)
             if table_rows:
                 newest = newest_per_key(table_rows, key=lambda row: row[0], order=UPSERT_ORDER[table])
                 cursor.executemany(_upsert_statement(table), newest)
+                # Counts only versions that won: an older one is a no-op, not a row written.
+                written += max(cursor.rowcount, 0)
+        return written
 
     def _store_offsets(self, offsets: Mapping[TopicPartition, int], group: str) -> None:
         if not offsets:

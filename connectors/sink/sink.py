@@ -89,6 +89,17 @@ class SinkStats:
     batches: int = 0
     retries: int = 0
     rows_written: int = 0
+    first_record_at: float | None = None
+    """``time.perf_counter()`` when the first record arrived."""
+    last_commit_at: float | None = None
+    """``time.perf_counter()`` when the last batch was committed to the ledger."""
+
+    @property
+    def busy_seconds(self) -> float:
+        """Seconds from the first record to the last commit (group join and idle time excluded)."""
+        if self.first_record_at is None or self.last_commit_at is None:
+            return 0.0
+        return self.last_commit_at - self.first_record_at
 
 
 class ErpSink:
@@ -188,9 +199,16 @@ class ErpSink:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            for message in consumer.consume(num_messages=limit - len(self._pending), timeout=remaining):
+            messages = consumer.consume(num_messages=limit - len(self._pending), timeout=remaining)
+            if not messages:
+                # Nothing arrived (or librdkafka only served an event, which it does without waiting
+                # while the group is still joining): don't spin, the outer loop polls again.
+                break
+            for message in messages:
                 error = message.error()
                 if error is None:
+                    if self.stats.first_record_at is None:
+                        self.stats.first_record_at = time.perf_counter()
                     self._pending.append(message)
                 elif error.fatal():
                     raise SinkError(f"the Kafka consumer failed fatally: {error.str()}; restart the sink")
@@ -232,6 +250,7 @@ class ErpSink:
             return outcome, failures
 
         outcome, failures = self._with_retry(attempt)
+        self.stats.last_commit_at = time.perf_counter()
         self._db_commits += 1
         if self.config.crash_after_db_commits == self._db_commits:
             logger.warning("fault injection: killing the sink between the database and the Kafka commit")

@@ -46,6 +46,8 @@ def test_every_command_type_writes_its_rows(writer: LedgerWriter, ledger_db: str
     outcome = apply(writer, commands)
     assert [r.command.command_id for r in outcome.applied] == [c.command_id for c in commands]
     assert outcome.duplicates == [] and outcome.rejected == [] and not outcome.slow_path
+    # 6 applied-command rows, 14 payload rows, 2 new customers.
+    assert outcome.rows_written == 22
 
     with psycopg.connect(ledger_db) as connection:
         q = connection.execute
@@ -103,6 +105,7 @@ def test_duplicates_inside_one_batch_apply_once(writer: LedgerWriter, ledger_db:
     one = f.command("c-dup", f.journal_entry("je-dup", 700))
     outcome = apply(writer, [one, one, one])
     assert len(outcome.applied) == 1 and len(outcome.duplicates) == 2
+    assert outcome.rows_written == 1 + 3 + 1  # applied row, entry + 2 lines, customer
     assert count(ledger_db, "journal_lines") == 2
 
 
