@@ -8,13 +8,14 @@ from typing import Any
 import click
 
 from connectors.errors import ConnectorError
+from schemas.errors import SchemaError
 from streams.errors import PlatformError
 from streams.settings import Settings, load_settings
 
 __all__ = ["USER_ERRORS", "settings_for_cli", "echo_json"]
 
 # The root error of each package whose messages are written for users.
-USER_ERRORS: tuple[type[Exception], ...] = (PlatformError, ConnectorError)
+USER_ERRORS: tuple[type[Exception], ...] = (PlatformError, ConnectorError, SchemaError)
 
 
 def settings_for_cli(resolve_endpoints: bool = True) -> Settings:
