@@ -56,6 +56,7 @@ DeliveryCallback = Callable[["Delivery | None", "DeliveryFailedError | None"], N
 """Called once per record: ``(delivery, None)`` when acknowledged, ``(None, error)`` when not."""
 
 _BACKPRESSURE_POLL_S: Final = 0.05
+_POLL_EVERY: Final = 32
 _MAX_FAILURES_KEPT: Final = 100
 # librdkafka reports these when no broker can be reached at all (as opposed to one record failing).
 _BROKER_DOWN_CODES: Final = frozenset(
@@ -163,7 +164,9 @@ class Publisher:
         if delivery_timeout_ms is not None:
             overrides["message.timeout.ms"] = delivery_timeout_ms
         self._producer: Producer = make_producer(settings.kafka, **overrides)
-        self._encoders: dict[tuple[type[AvroRecord], str], _Encoder] = {}
+        self._event_encoders: dict[type[AvroRecord], _Encoder] = {}
+        self._master_encoders: dict[type[AvroRecord], _Encoder] = {}
+        self._unpolled = 0
         self._in_flight = 0
         self._room = threading.Condition()
         self._failures: list[str] = []
@@ -212,7 +215,7 @@ class Publisher:
     def _send_event(
         self, event: EventEnvelope, on_delivery: DeliveryCallback | None, future: Future[Delivery] | None
     ) -> None:
-        encoder = self._encoders.get((type(event), "event"))
+        encoder = self._event_encoders.get(type(event))
         if encoder is None:
             encoder = self._encoder_for_event(event)
         headers: _Headers = [
@@ -234,7 +237,7 @@ class Publisher:
             PublisherClosedError: after :meth:`close`.
             SerdeError: when the registry refuses or cannot be reached (nothing is sent).
         """
-        encoder = self._encoders.get((type(record), "master"))
+        encoder = self._master_encoders.get(type(record))
         if encoder is None:
             encoder = self._encoder_for_master(record)
         headers: _Headers = [("master_kind", encoder.record_type), ("schema_id", encoder.schema_id_header)]
@@ -293,7 +296,11 @@ class Publisher:
                 self._in_flight -= 1
             raise
         if self._poller is None:
-            self._producer.poll(0)
+            # Serving reports costs a call into librdkafka; every few records is as good as every one.
+            self._unpolled += 1
+            if self._unpolled >= _POLL_EVERY:
+                self._unpolled = 0
+                self._producer.poll(0)
 
     def _report(
         self,
@@ -361,7 +368,7 @@ class Publisher:
                 (FieldProblem("event_type", "not a canonical event type"),),
             )
         encoder = self._build_encoder(event, self.catalog.event_topic(event.event_type), event.event_type)
-        self._encoders[(type(event), "event")] = encoder
+        self._event_encoders[type(event)] = encoder
         return encoder
 
     def _encoder_for_master(self, record: AvroRecord) -> _Encoder:
@@ -373,7 +380,7 @@ class Publisher:
                 (FieldProblem("(record)", "not a master-data record"),),
             )
         encoder = self._build_encoder(record, self.catalog.master_topic(kind), kind)
-        self._encoders[(type(record), "master")] = encoder
+        self._master_encoders[type(record)] = encoder
         return encoder
 
     def _build_encoder(self, record: AvroRecord, topic: str, record_type: str) -> _Encoder:
