@@ -159,3 +159,12 @@ def test_undecodable_records_are_dead_lettered_and_the_rest_lands(
     assert letter.value() == value and parsed.failure.reason_code == reason
     assert parsed.source.offset == 5
     assert metric(sink, "revstream_sink_commands_dead_lettered_total", {"reason": reason}) == 1
+
+
+def test_the_sink_refuses_an_unmigrated_ledger(stack_settings: Settings, serde: AvroSerde, unique) -> None:
+    from connectors.errors import SchemaNotCurrentError
+    from connectors.ledger.database import create_database
+
+    bare = create_database(stack_settings.database.conninfo(), unique("bare").replace("-", "_"))
+    with pytest.raises(SchemaNotCurrentError, match="run `revstream ledger migrate` first"):
+        run_sink(stack_settings, bare, "unused-topic", unique("g"), serde)
