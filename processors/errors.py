@@ -7,12 +7,17 @@ that raised it (the record is kept untouched and can be replayed once the cause 
 from __future__ import annotations
 
 __all__ = [
+    "DependencyMissingError",
+    "DuplicateIdConflictError",
     "InvalidPeriodError",
+    "InvalidRetryRecordError",
     "MissingAmountError",
+    "OutputDeliveryError",
     "ProcessingError",
     "RuleInputError",
     "UnbalancedEntryError",
     "UnpostableLineError",
+    "WorkerConfigError",
 ]
 
 
@@ -56,3 +61,23 @@ class UnbalancedEntryError(ProcessingError):
         self.currency = currency
         self.debit_minor = debit_minor
         self.credit_minor = credit_minor
+
+
+class OutputDeliveryError(ProcessingError):
+    """Raised when a worker's outputs (commands, exceptions, dead letters, changelogs) were not delivered."""
+
+
+class WorkerConfigError(ProcessingError):
+    """Raised when a worker cannot start with its settings (e.g. a guarantee the broker cannot give)."""
+
+
+class DuplicateIdConflictError(ProcessingError):
+    """Raised (as a dead-letter cause) when an event id comes back with a different payload."""
+
+
+class DependencyMissingError(ProcessingError):
+    """Raised (as a dead-letter cause) when master data or an earlier event never arrived in time."""
+
+
+class InvalidRetryRecordError(ProcessingError):
+    """Raised (as a dead-letter cause) when a record on the retry topic lacks its retry headers."""

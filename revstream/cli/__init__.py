@@ -25,6 +25,7 @@ from revstream.cli.simulate import simulate_command
 from revstream.cli.sink import sink
 from revstream.cli.stack import stack
 from revstream.cli.topics import topics
+from revstream.cli.worker import worker
 
 __all__ = ["cli", "main"]
 
@@ -39,6 +40,7 @@ COMMANDS: list[click.Command] = [
     publish,
     gateway,
     simulate_command,
+    worker,
 ]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from connectors.errors import ConnectorError
+from processors.errors import ProcessingError
 from schemas.errors import SchemaError
 from streams.errors import PlatformError
 from streams.settings import Settings, load_settings
@@ -15,7 +16,7 @@ from streams.settings import Settings, load_settings
 __all__ = ["USER_ERRORS", "settings_for_cli", "echo_json"]
 
 # The root error of each package whose messages are written for users.
-USER_ERRORS: tuple[type[Exception], ...] = (PlatformError, ConnectorError, SchemaError)
+USER_ERRORS: tuple[type[Exception], ...] = (PlatformError, ConnectorError, SchemaError, ProcessingError)
 
 
 def settings_for_cli(resolve_endpoints: bool = True) -> Settings:

@@ -1,0 +1,189 @@
+"""The event agent: batches from the canonical and retry topics through the pipeline, then commit.
+
+One batch at a time (an ``asyncio.Lock``), in four steps whose order is the delivery guarantee:
+
+1. every record of the batch is run through the stages; outputs are queued, state updates kept in
+   the batch's overlay;
+2. wait until every output (commands, exceptions, dead letters, parked records) is acknowledged;
+3. write the state to the local stores and queue its changelog records; wait for those too;
+4. acknowledge the batch's source records to Faust, which commits them with its next commit.
+
+A crash before 4 means the records are read again: outputs repeat with the same ids, and state is
+either absent (recomputed from the same inputs: the same outputs) or already there (the outputs it
+implies were delivered in step 2). A crash after 4 loses nothing.
+
+Parked records read back from the retry topic before they are due wait here, unacknowledged (so
+a crash re-reads them), and a timer runs them through the same lane when due; nothing waits in a
+source partition, and no partition's fetching stops for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from processors.agents.pipeline import BatchContext, Pipeline
+from processors.agents.retry import Parked, read_parked
+from processors.errors import InvalidRetryRecordError
+from processors.metrics import ProcessorMetrics
+from processors.outputs import OutputProducer
+from processors.state import PartitionedTable, StateBatch
+from streams.errors import RegistryUnavailableError
+
+__all__ = ["EventAgent"]
+
+logger = logging.getLogger(__name__)
+
+_REGISTRY_BACKOFF_S: Final = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+@dataclass(order=True)
+class _Waiting:
+    not_before_ms: int
+    sequence: int
+    message: Any = field(compare=False)
+    parked: Parked = field(compare=False)
+    headers: Sequence[tuple[str, bytes | None]] = field(compare=False)
+
+
+@dataclass
+class _Work:
+    fresh: list[Any] = field(default_factory=list)
+    due: list[_Waiting] = field(default_factory=list)
+    invalid: list[Any] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[Any]:
+        return [*self.fresh, *(w.message for w in self.due), *self.invalid]
+
+    def __bool__(self) -> bool:
+        return bool(self.fresh or self.due or self.invalid)
+
+
+class EventAgent:
+    """Processes batches handed over by :class:`processors.consumer.BatchConsumer`."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        tables: Sequence[PartitionedTable],
+        outputs: OutputProducer,
+        metrics: ProcessorMetrics,
+        retry_topic: str,
+        ack: Any,
+    ) -> None:
+        self.pipeline = pipeline
+        self.tables = list(tables)
+        self.outputs = outputs
+        self.metrics = metrics
+        self.retry_topic = retry_topic
+        self._ack = ack
+        self._lane = asyncio.Lock()
+        self._waiting: list[_Waiting] = []
+        self._sequence = 0
+
+    async def on_batch(self, batches: Mapping[Any, list[Any]]) -> None:
+        """Process one fetch's records (``{TP: [message]}``) and acknowledge them."""
+        work = _Work()
+        now_ms = int(time.time() * 1000)
+        for tp, messages in batches.items():
+            if tp.topic != self.retry_topic:
+                work.fresh.extend(messages)
+                continue
+            for message in messages:
+                headers, parked = read_parked(message.headers)
+                if parked is None:
+                    work.invalid.append(message)
+                    continue
+                waiting = _Waiting(parked.not_before_ms, self._next(), message, parked, headers)
+                if parked.not_before_ms <= now_ms:
+                    work.due.append(waiting)
+                else:
+                    heapq.heappush(self._waiting, waiting)
+        self.metrics.parked_in_memory.set(len(self._waiting))
+        if work:
+            await self._run(work)
+
+    async def run_due(self) -> None:
+        """Run the parked records that have become due (called by a timer)."""
+        now_ms = int(time.time() * 1000)
+        if not self._waiting or self._waiting[0].not_before_ms > now_ms:
+            return
+        work = _Work()
+        while self._waiting and self._waiting[0].not_before_ms <= now_ms:
+            work.due.append(heapq.heappop(self._waiting))
+        self.metrics.parked_in_memory.set(len(self._waiting))
+        await self._run(work)
+
+    async def on_revoked(self, revoked: set[Any]) -> None:
+        """Finish the batch in progress and forget parked records of partitions no longer ours."""
+        async with self._lane:
+            kept = [w for w in self._waiting if (w.message.topic, w.message.partition) not in _pairs(revoked)]
+            self._waiting = kept
+            heapq.heapify(self._waiting)
+            self.metrics.parked_in_memory.set(len(self._waiting))
+            # Nothing of a revoked partition may reach a changelog after its new owner restored it.
+            await self.outputs.delivered()
+
+    def _next(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+    async def _run(self, work: _Work) -> None:
+        async with self._lane:
+            for attempt in range(len(_REGISTRY_BACKOFF_S) + 1):
+                try:
+                    await self._run_once(work)
+                    return
+                except RegistryUnavailableError as exc:
+                    if attempt == len(_REGISTRY_BACKOFF_S):
+                        raise
+                    delay = _REGISTRY_BACKOFF_S[attempt]
+                    logger.warning("schema registry unavailable (%s); retrying the batch in %gs", exc, delay)
+                    await asyncio.sleep(delay)
+
+    async def _run_once(self, work: _Work) -> None:
+        started = time.perf_counter()
+        pipeline = self.pipeline
+        pipeline.decoder.prefetch(message.value for message in work.messages)
+        ctx = BatchContext(state=StateBatch(self.tables))
+        for message in work.fresh:
+            pipeline.process(message, ctx)
+        for waiting in work.due:
+            pipeline.process_parked(waiting.message, waiting.parked, waiting.headers, ctx)
+        for message in work.invalid:
+            exc = InvalidRetryRecordError(
+                "record on the retry topic has no complete revstream.retry.* headers; it was not parked by "
+                "a revstream worker"
+            )
+            pipeline.dead_letter_invalid(message, exc, "INVALID_RETRY_RECORD", ctx)
+        await self.outputs.delivered()
+        if len(ctx.state):
+            ctx.state.write(self.outputs)
+            ctx.state.persist(await self.outputs.delivered())
+        for message in work.messages:
+            self._ack(message)
+        self._observe(ctx, len(work.messages), time.perf_counter() - started)
+
+    def _observe(self, ctx: BatchContext, records: int, seconds: float) -> None:
+        metrics = self.metrics
+        metrics.add(ctx.tally)
+        metrics.batch_size.observe(records)
+        metrics.batch_seconds.observe(seconds)
+        now = time.time()
+        event_latency = metrics.latency_event_time.observe
+        for moment in ctx.event_times:
+            event_latency(max(now - moment, 0.0))
+        ingest_latency = metrics.latency_ingest_time.observe
+        for moment in ctx.ingest_times:
+            ingest_latency(max(now - moment, 0.0))
+
+
+def _pairs(tps: set[Any]) -> set[tuple[str, int]]:
+    return {(tp.topic, tp.partition) for tp in tps}

@@ -1,0 +1,262 @@
+"""Stages 5 and 6 as state transitions: reconciliation and recognition over the worker's tables.
+
+Each function takes an event and a :class:`StateAccess` (reads see this batch's earlier updates)
+and returns what to emit and what to store, without storing it: the pipeline applies a record's
+updates only when every stage of that record succeeded. Every update is idempotent per event id
+(usage counted once per event id, invoice lines once per line, a payment's open amount remembered
+by payment id), so re-processing a record after a crash converges to the same state.
+
+Keys: ``recon`` table by (subscription, metric, period); ``ledger`` table ``inv:<invoice id>`` (what
+a payment is applied against) and ``sub:<subscription id>`` (revenue schedules in force and
+services lines, for milestones and re-spreads).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict
+
+from processors.rules.commands import (
+    invoice_posted_commands,
+    invoice_schedules,
+    payment_failed_commands,
+    payment_received_commands,
+    service_activated_commands,
+)
+from processors.rules.contracts import (
+    contract_amended_commands,
+    contract_renewed_commands,
+    order_accepted_commands,
+    schedule_adjusted_commands,
+)
+from processors.rules.recognition import TrackedSchedule
+from processors.rules.reconcile import (
+    ReconKey,
+    ReconState,
+    apply_invoice_line,
+    apply_usage,
+    usage_key,
+    usage_lines,
+)
+from schemas.models import (
+    ActivationKind,
+    BusinessException,
+    ContractAmended,
+    ContractRenewed,
+    ErpCommand,
+    EventEnvelope,
+    InvoicePosted,
+    LineKind,
+    OrderAccepted,
+    PaymentFailed,
+    PaymentReceived,
+    RevenueScheduleAdjusted,
+    ServiceActivated,
+    UsageRecorded,
+)
+
+__all__ = [
+    "LEDGER",
+    "RECON",
+    "InvoiceState",
+    "StateAccess",
+    "SubscriptionState",
+    "Transition",
+    "missing_dependencies",
+    "recognise",
+    "reconcile",
+    "recon_key",
+]
+
+logger = logging.getLogger(__name__)
+
+RECON = "reconcile"
+LEDGER = "ledger"
+
+StateAccess = Callable[[str, bytes], bytes | None]
+"""``(table, key) → stored bytes`` for the partition being processed."""
+
+
+class InvoiceState(BaseModel):
+    """What a payment is applied against, and the open amount each payment saw."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    invoice_id: str
+    currency: str
+    total_minor: int
+    payments: Mapping[str, tuple[int, int]] = {}
+    """payment id → (open amount before it, amount applied)."""
+
+
+class SubscriptionState(BaseModel):
+    """Revenue schedules in force (by schedule id) and invoiced services lines (by line id)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schedules: Mapping[str, TrackedSchedule] = {}
+    services: Mapping[str, int] = {}
+
+
+@dataclass
+class Transition:
+    """What one record emits and stores."""
+
+    commands: list[ErpCommand] = field(default_factory=list)
+    exceptions: list[BusinessException] = field(default_factory=list)
+    updates: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    """(table, key, value)."""
+
+
+def recon_key(key: ReconKey) -> bytes:
+    """Return the table key of a reconciliation key."""
+    return "\x1f".join(key).encode()
+
+
+def _invoice_key(invoice_id: str) -> bytes:
+    return b"inv:" + invoice_id.encode()
+
+
+def _subscription_key(subscription_id: str) -> bytes:
+    return b"sub:" + subscription_id.encode()
+
+
+def _load_recon(read: StateAccess, key: ReconKey) -> ReconState | None:
+    raw = read(RECON, recon_key(key))
+    return ReconState.model_validate_json(raw) if raw is not None else None
+
+
+def _load_invoice(read: StateAccess, invoice_id: str) -> InvoiceState | None:
+    raw = read(LEDGER, _invoice_key(invoice_id))
+    return InvoiceState.model_validate_json(raw) if raw is not None else None
+
+
+def _load_subscription(read: StateAccess, subscription_id: str) -> SubscriptionState:
+    raw = read(LEDGER, _subscription_key(subscription_id))
+    return SubscriptionState.model_validate_json(raw) if raw is not None else SubscriptionState()
+
+
+def reconcile(event: EventEnvelope, read: StateAccess, tolerance: int, out: Transition) -> None:
+    """Count usage and invoice usage lines into their reconciliation states.
+
+    Raises:
+        RuleInputError: from the rules (a state under another key, a negative tolerance).
+    """
+    if isinstance(event, UsageRecorded):
+        state, raised = apply_usage(_load_recon(read, usage_key(event)), event, tolerance)
+        out.exceptions.extend(raised)
+        out.updates.append((RECON, recon_key(state.key), state.model_dump_json().encode()))
+    elif isinstance(event, InvoicePosted):
+        states: dict[ReconKey, ReconState | None] = {}
+        for key, line in usage_lines(event):
+            current = states[key] if key in states else _load_recon(read, key)
+            updated, raised = apply_invoice_line(current, line, event, tolerance)
+            states[key] = updated
+            out.exceptions.extend(raised)
+        for key, updated_state in states.items():
+            if updated_state is not None:
+                out.updates.append((RECON, recon_key(key), updated_state.model_dump_json().encode()))
+
+
+def missing_dependencies(event: EventEnvelope, read: StateAccess) -> list[str]:
+    """Return what earlier events this one needs and the state lacks (``invoice:<id>``, ...).
+
+    A payment is applied against its invoice; a services milestone without an amount takes the
+    amount of its invoiced services line.
+    """
+    if isinstance(event, PaymentReceived) and _load_invoice(read, event.invoice_id) is None:
+        return [f"invoice:{event.invoice_id}"]
+    if (
+        isinstance(event, ServiceActivated)
+        and event.line_kind is ActivationKind.SERVICES_MILESTONE
+        and event.milestone_amount_minor is None
+        and (event.line_id or "") not in _load_subscription(read, event.subscription_id).services
+    ):
+        return [f"invoice-line:{event.subscription_id}/{event.line_id}"]
+    return []
+
+
+def recognise(event: EventEnvelope, read: StateAccess, out: Transition) -> None:
+    """Build the event's ERP commands and the ledger state they leave behind.
+
+    Raises:
+        ProcessingError: from the rules (unbalanced entry, empty period, missing amount, ...).
+    """
+    if isinstance(event, InvoicePosted):
+        _invoice(event, read, out)
+    elif isinstance(event, PaymentReceived):
+        _payment(event, read, out)
+    elif isinstance(event, ServiceActivated):
+        services = _load_subscription(read, event.subscription_id).services
+        out.commands.extend(service_activated_commands(event, services.get(event.line_id or "")))
+    elif isinstance(event, PaymentFailed):
+        out.commands.extend(payment_failed_commands(event))
+    elif isinstance(event, OrderAccepted):
+        out.commands.extend(order_accepted_commands(event))
+    elif isinstance(event, ContractRenewed):
+        out.commands.extend(contract_renewed_commands(event))
+    elif isinstance(event, ContractAmended | RevenueScheduleAdjusted):
+        _respread(event, read, out)
+
+
+def _invoice(event: InvoicePosted, read: StateAccess, out: Transition) -> None:
+    out.commands.extend(invoice_posted_commands(event))
+    previous = _load_invoice(read, event.invoice_id)
+    invoice = InvoiceState(
+        invoice_id=event.invoice_id,
+        currency=event.currency,
+        total_minor=event.total_minor,
+        payments=previous.payments if previous is not None else {},
+    )
+    out.updates.append((LEDGER, _invoice_key(event.invoice_id), invoice.model_dump_json().encode()))
+    subscription = _load_subscription(read, event.subscription_id)
+    schedules = dict(subscription.schedules)
+    for tracked in invoice_schedules(event):
+        # Keep a version already re-spread by an amendment: the invoice is the same one posted again.
+        schedules.setdefault(tracked.schedule.schedule_id, tracked)
+    services = dict(subscription.services)
+    for line in event.lines:
+        if line.kind is LineKind.SERVICES:
+            services[line.line_id] = line.amount_minor
+    updated = SubscriptionState(schedules=schedules, services=services)
+    out.updates.append((LEDGER, _subscription_key(event.subscription_id), updated.model_dump_json().encode()))
+
+
+def _payment(event: PaymentReceived, read: StateAccess, out: Transition) -> None:
+    invoice = _load_invoice(read, event.invoice_id)
+    if invoice is None:
+        # The pipeline parks payments whose invoice is unknown; applying against nothing open
+        # credits the whole amount to the customer (what a replay after the invoice was lost does).
+        out.commands.extend(payment_received_commands(event, 0))
+        return
+    seen = invoice.payments.get(event.payment_id)
+    if seen is not None:
+        open_before = seen[0]
+    else:
+        open_before = invoice.total_minor - sum(applied for _, applied in invoice.payments.values())
+    commands = payment_received_commands(event, open_before)
+    out.commands.extend(commands)
+    if seen is None:
+        applied = min(event.amount_minor, max(open_before, 0))
+        payments = {**invoice.payments, event.payment_id: (open_before, applied)}
+        updated = invoice.model_copy(update={"payments": payments})
+        out.updates.append((LEDGER, _invoice_key(event.invoice_id), updated.model_dump_json().encode()))
+
+
+def _respread(event: ContractAmended | RevenueScheduleAdjusted, read: StateAccess, out: Transition) -> None:
+    subscription = _load_subscription(read, event.subscription_id)
+    in_force = list(subscription.schedules.values())
+    if isinstance(event, ContractAmended):
+        commands, updated = contract_amended_commands(event, in_force)
+    else:
+        commands, updated = schedule_adjusted_commands(event, in_force)
+    out.commands.extend(commands)
+    if updated:
+        schedules = {**subscription.schedules, **{t.schedule.schedule_id: t for t in updated}}
+        state = subscription.model_copy(update={"schedules": schedules})
+        out.updates.append(
+            (LEDGER, _subscription_key(event.subscription_id), state.model_dump_json().encode())
+        )

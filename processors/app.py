@@ -1,0 +1,248 @@
+"""The Faust app of the processors, built from settings, with every agent wired explicitly.
+
+:func:`build_app` returns a :class:`ProcessorApp`: the ``faust.App`` (no autodiscovery), its
+tables (dedupe, reconciliation, ledger: RocksDB store plus changelog topics, under the worker's
+data dir), the master-data global tables and their feeding agent, the event agent that runs the
+canonical and retry topics through the pipeline in batches, a timer that runs parked records when
+they are due, and ``/metrics`` on the worker's web port.
+
+Broker, credentials and session timeout come from :class:`streams.settings.KafkaSettings`; the
+consumer group (Faust's app id) from the worker settings (``<namespace>-processors`` by default),
+so deployments under different namespaces never share state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import faust
+from faust.types import TP
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from processors.agents.batches import EventAgent
+from processors.agents.decode import EventDecoder
+from processors.agents.dedupe import DEDUPE
+from processors.agents.ledger import LEDGER, RECON
+from processors.agents.master import MasterData
+from processors.agents.pipeline import Pipeline
+from processors.consumer import BatchRoute, BatchTransport, check_faust_version
+from processors.errors import WorkerConfigError
+from processors.metrics import ProcessorMetrics
+from processors.outputs import OutputProducer
+from processors.state import PartitionedTable
+from schemas.names import EVENT_TYPES
+from streams.deadletter import Failure, SourceRecord, dead_letter_headers
+from streams.errors import SerdeError
+from streams.serde import AvroSerde
+from streams.settings import KafkaSettings, Settings
+from streams.topics import TopicCatalog, catalog_for
+
+__all__ = ["ProcessorApp", "RevstreamApp", "build_app"]
+
+logger = logging.getLogger(__name__)
+
+RETRY_TICK_S: Final = 0.25
+
+
+class RevstreamApp(faust.App):
+    """``faust.App`` whose consumer has the batch path (:mod:`processors.consumer`)."""
+
+    batch_route: BatchRoute
+
+    def _new_transport(self) -> Any:
+        return BatchTransport(self.conf.broker_consumer, self)
+
+
+@dataclass
+class ProcessorApp:
+    """A built worker: the Faust app and the parts tests and the CLI reach into."""
+
+    app: RevstreamApp
+    settings: Settings
+    catalog: TopicCatalog
+    group_id: str
+    metrics: ProcessorMetrics
+    outputs: OutputProducer
+    agent: EventAgent
+    master: MasterData
+    serde: AvroSerde
+
+
+def _credentials(kafka: KafkaSettings) -> Any:
+    if kafka.security_protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=kafka.ssl_context() if kafka.security_protocol == "SASL_SSL" else None,
+        )
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(kafka.ssl_context())
+    return None
+
+
+def _faust_config(
+    settings: Settings, catalog: TopicCatalog, group_id: str, data_dir: Path, web_port: int
+) -> dict[str, Any]:
+    kafka = settings.kafka
+    worker = settings.worker
+    session_s = (kafka.session_timeout_ms or 45_000) / 1000
+    heartbeat_s = (kafka.heartbeat_interval_ms or 3_000) / 1000
+    config: dict[str, Any] = {
+        "broker": kafka.faust_broker_urls(),
+        "broker_client_id": kafka.client_id,
+        "broker_session_timeout": session_s,
+        "broker_heartbeat_interval": heartbeat_s,
+        "broker_request_timeout": max(90.0, session_s + 5),
+        "broker_max_poll_records": worker.batch_size,
+        "consumer_auto_offset_reset": "earliest",
+        "processing_guarantee": worker.processing_guarantee,
+        "store": "rocksdb://",
+        "datadir": str(data_dir),
+        "topic_partitions": catalog.partitions,
+        "topic_replication_factor": catalog.replication_factor,
+        "table_standby_replicas": 1,
+        "web_enabled": True,
+        "web_host": settings.worker.web_host,
+        "web_port": web_port,
+        "web_in_thread": False,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    credentials = _credentials(kafka)
+    if credentials is not None:
+        config["broker_credentials"] = credentials
+    return config
+
+
+def build_app(
+    settings: Settings,
+    *,
+    data_dir: Path | None = None,
+    web_port: int | None = None,
+    metrics: ProcessorMetrics | None = None,
+    serde: AvroSerde | None = None,
+) -> ProcessorApp:
+    """Build the processors' Faust app from ``settings`` (nothing connects until it starts).
+
+    Raises:
+        WorkerConfigError: when the settings ask for something this broker cannot give, or the
+            installed faust-streaming is not the pinned one.
+        SettingsError: when the broker or registry is not configured.
+    """
+    check_faust_version()
+    worker = settings.worker
+    if worker.processing_guarantee == "exactly_once" and settings.embedded:
+        raise WorkerConfigError(
+            "REVSTREAM_WORKER_PROCESSING_GUARANTEE=exactly_once: the embedded broker refuses the "
+            "transactional producers Faust needs for it (measured); use at_least_once here, exactly_once "
+            "against Apache Kafka"
+        )
+    catalog = catalog_for(settings)
+    group_id = worker.effective_group_id(catalog.namespace)
+    data_dir = data_dir or worker.data_dir
+    metrics = metrics or ProcessorMetrics.create()
+    serde = serde or AvroSerde.from_settings(settings.registry)
+    app = RevstreamApp(
+        group_id,
+        **_faust_config(
+            settings, catalog, group_id, data_dir, web_port if web_port is not None else worker.web_port
+        ),
+    )
+    app.batch_route = BatchRoute()
+    if settings.embedded:
+        app.batch_route.kafka_for_probe = settings.kafka
+
+    def state_table(name: str, **options: Any) -> PartitionedTable:
+        table = app.Table(name, key_type=bytes, value_type=bytes, partitions=catalog.partitions, **options)
+        return PartitionedTable(table)
+
+    horizon_s = int(worker.dedupe_horizon.total_seconds())
+    tables = [
+        # Entries past the horizon are decided EXPIRED by the rules anyway; retention and the store's
+        # TTL only keep the state from growing without bound.
+        state_table(
+            DEDUPE,
+            extra_topic_configs={
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(2 * horizon_s * 1000),
+            },
+            options={"ttl": 2 * horizon_s},
+        ),
+        state_table(RECON),
+        state_table(LEDGER),
+    ]
+    outputs = OutputProducer(settings.kafka, watch_topics=[table.changelog_topic for table in tables])
+    master = MasterData(app, catalog, serde)
+    pipeline = Pipeline(
+        catalog=catalog,
+        worker=worker,
+        group_id=group_id,
+        decoder=EventDecoder(serde),
+        serde=serde,
+        master=master,
+        outputs=outputs,
+    )
+    agent = EventAgent(
+        pipeline=pipeline,
+        tables=tables,
+        outputs=outputs,
+        metrics=metrics,
+        retry_topic=catalog.retry_topic,
+        ack=lambda message: app.consumer.ack(message),
+    )
+    batch_topics = [catalog.event_topic(event_type) for event_type in EVENT_TYPES] + [catalog.retry_topic]
+    # Registering the topics with the conductor subscribes the consumer to them; their records then
+    # take the batch path instead of a stream.
+    app.topics.add(app.topic(*batch_topics, key_type=bytes, value_type=bytes))
+    app.batch_route.route(frozenset(batch_topics), agent.on_batch)
+    built = ProcessorApp(app, settings, catalog, group_id, metrics, outputs, agent, master, serde)
+    _wire(built)
+    return built
+
+
+def _wire(built: ProcessorApp) -> None:
+    app, agent, outputs, master = built.app, built.agent, built.outputs, built.master
+
+    @app.agent(master.topic, name="master-data")
+    async def master_data(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                master.apply(message.topic, message.key, message.value)
+            except SerdeError as exc:
+                source = SourceRecord(
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    message.key,
+                    message.value,
+                    tuple(message.headers or ()),
+                )
+                failure = Failure.from_exception("decode", "UNREADABLE_MASTER_DATA", exc, built.group_id)
+                outputs.produce(
+                    built.catalog.deadletter_topic("decode"),
+                    message.key,
+                    message.value,
+                    dead_letter_headers(source, failure),
+                )
+                built.metrics.dead_letters.labels("decode", "UNREADABLE_MASTER_DATA").inc()
+                await outputs.delivered()
+
+    @app.timer(RETRY_TICK_S, name="retry-due")
+    async def retry_due() -> None:
+        await agent.run_due()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        await agent.on_revoked(revoked)
+
+    @app.page("/metrics", name="revstream-metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        # aiohttp refuses a charset inside content_type; the exposition format is ASCII anyway.
+        content_type = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+        return web.bytes(generate_latest(built.metrics.registry), content_type=content_type)
