@@ -71,10 +71,11 @@ def test_jsonl_good_lines_published_bad_lines_rejected(
     # The fixed reject file goes through; --allow-rejects turns the exit code to 0.
     again = revstream(
         stack_settings, catalog, "publish", "usage_recorded", str(source), "--allow-rejects",
-        "--rejects", str(tmp_path / "second.jsonl"), cwd=tmp_path,
+        "--rejects", str(tmp_path / "second.jsonl"), "--progress", cwd=tmp_path,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "second.jsonl").exists()
+    assert "publishing" in again.stderr  # the progress bar, forced on although stderr is a pipe
 
 
 def test_csv_from_stdin_and_master_data(
