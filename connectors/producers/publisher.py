@@ -9,7 +9,7 @@ on its compacted topic) so that every event of a customer lands on one partition
 
 Delivery is asynchronous: ``publish`` returns a :class:`concurrent.futures.Future` that resolves
 when the broker acknowledged the record (or fails with :class:`DeliveryFailedError`), and calls an
-optional callback. Reports arrive while the producer is polled: on every ``publish``, in ``flush``,
+optional callback. Reports arrive while the producer is polled: every few publishes, in ``flush``,
 or from a background thread (``background_poll=True``, for servers). At most ``max_in_flight``
 records wait for their acknowledgement; past that, ``publish`` waits for room (backpressure).
 
@@ -31,11 +31,14 @@ from typing import Any, Final
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from connectors.errors import (
-    DeliveryFailedError,
-    EventValidationError,
-    FieldProblem,
-    PublisherClosedError,
+from connectors.errors import DeliveryFailedError, EventValidationError, FieldProblem, PublisherClosedError
+from connectors.producers.delivery import (
+    POLL_WAIT_S,
+    Delivery,
+    DeliveryCallback,
+    DeliveryFuture,
+    DeliveryTracker,
+    Headers,
 )
 from connectors.producers.encoding import Converter, compile_record, encode_framed
 from connectors.producers.validation import master_key
@@ -52,58 +55,8 @@ __all__ = ["Delivery", "DeliveryCallback", "Publisher"]
 
 logger = logging.getLogger(__name__)
 
-DeliveryCallback = Callable[["Delivery | None", "DeliveryFailedError | None"], None]
-"""Called once per record: ``(delivery, None)`` when acknowledged, ``(None, error)`` when not."""
-
-_BACKPRESSURE_POLL_S: Final = 0.05
 _POLL_EVERY: Final = 32
-_MAX_FAILURES_KEPT: Final = 100
-# librdkafka reports these when no broker can be reached at all (as opposed to one record failing).
-_BROKER_DOWN_CODES: Final = frozenset(
-    {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE, KafkaError._MSG_TIMED_OUT}
-)
-
-
-_Headers = list[tuple[str, str | bytes | None]]
-
-
-class _DeliveryFuture(Future["Delivery"]):
-    """A future that serves the producer's delivery reports while someone waits on it.
-
-    Without a background poller nothing else would, and ``result()`` would wait forever.
-    """
-
-    def __init__(self, poll: Callable[[float], object] | None) -> None:
-        super().__init__()
-        self._poll = poll
-
-    def _serve(self, timeout: float | None) -> None:
-        if self._poll is None:
-            return
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.done() and (deadline is None or time.monotonic() < deadline):
-            self._poll(_BACKPRESSURE_POLL_S)
-
-    def result(self, timeout: float | None = None) -> Delivery:
-        """Return the delivery, serving reports until it arrives (or ``timeout`` passes)."""
-        self._serve(timeout)
-        return super().result(0 if self._poll is not None else timeout)
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        """Return the delivery failure (or ``None``), serving reports until the outcome is known."""
-        self._serve(timeout)
-        return super().exception(0 if self._poll is not None else timeout)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """Where the broker stored a record."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str
-    schema_id: int
+_MASTER_KINDS: Final = {"Customer": "customer", "Product": "product", "LegalEntity": "legal_entity"}
 
 
 @dataclass(frozen=True)
@@ -124,7 +77,6 @@ class Publisher:
     Args:
         settings: where the broker and registry are (``settings.kafka``, ``settings.registry``).
         catalog: the topic catalog; defaults to the one ``settings`` describe.
-        source: fills the ``source`` header when an event is published without one (never the event).
         max_in_flight: records that may wait for acknowledgement before ``publish`` blocks.
         delivery_timeout_ms: how long librdkafka keeps retrying a record before failing it.
         on_delivery: called once per record (see :data:`DeliveryCallback`).
@@ -158,23 +110,17 @@ class Publisher:
         self.max_in_flight = max_in_flight
         self.backpressure_timeout_s = backpressure_timeout_s
         self._serde = serde or AvroSerde.from_settings(settings.registry)
-        self._on_delivery = on_delivery
-        self._fail_fast = fail_fast
-        overrides: dict[str, Any] = {"error_cb": self._on_error, **(producer_config or {})}
+        self._tracker = DeliveryTracker(
+            threaded=background_poll, fail_fast=fail_fast, on_delivery=on_delivery
+        )
+        overrides: dict[str, Any] = {"error_cb": self._tracker.on_error, **(producer_config or {})}
         if delivery_timeout_ms is not None:
             overrides["message.timeout.ms"] = delivery_timeout_ms
         self._producer: Producer = make_producer(settings.kafka, **overrides)
         self._event_encoders: dict[type[AvroRecord], _Encoder] = {}
         self._master_encoders: dict[type[AvroRecord], _Encoder] = {}
         self._unpolled = 0
-        self._in_flight = 0
-        self._room = threading.Condition()
-        self._failures: list[str] = []
-        self._failure_count = 0
-        self._delivered = 0
         self._closed = False
-        self._broker_error: str | None = None
-        self._fatal: str | None = None
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         if background_poll:
@@ -218,7 +164,7 @@ class Publisher:
         encoder = self._event_encoders.get(type(event))
         if encoder is None:
             encoder = self._encoder_for_event(event)
-        headers: _Headers = [
+        headers: Headers = [
             ("event_type", encoder.record_type),
             ("source", event.source.encode()),
             ("correlation_id", event.correlation_id.encode()),
@@ -240,27 +186,28 @@ class Publisher:
         encoder = self._master_encoders.get(type(record))
         if encoder is None:
             encoder = self._encoder_for_master(record)
-        headers: _Headers = [("master_kind", encoder.record_type), ("schema_id", encoder.schema_id_header)]
+        headers: Headers = [("master_kind", encoder.record_type), ("schema_id", encoder.schema_id_header)]
         future = self._future()
         self._send(encoder, record, master_key(record), headers, on_delivery, future)
         return future
 
     def _future(self) -> Future[Delivery]:
-        return _DeliveryFuture(self._producer.poll if self._poller is None else None)
+        return DeliveryFuture(self._producer.poll if self._poller is None else None)
 
     def _send(
         self,
         encoder: _Encoder,
         record: AvroRecord,
         key: str,
-        headers: _Headers,
+        headers: Headers,
         on_delivery: DeliveryCallback | None,
         future: Future[Delivery] | None,
     ) -> None:
         if self._closed:
             raise PublisherClosedError("this publisher is closed; create a new one to publish again")
-        if self._failures and self._fail_fast:
-            self._raise_failures()
+        tracker = self._tracker
+        if tracker.failures:
+            tracker.raise_failures()
         try:
             value = encode_framed(encoder.header, encoder.parsed, encoder.convert, record)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
@@ -268,19 +215,15 @@ class Publisher:
                 f"{type(record).__name__} does not fit its schema: {exc}",
                 (FieldProblem("(record)", str(exc)),),
             ) from exc
-        if self._in_flight >= self.max_in_flight:
+        if tracker.in_flight >= self.max_in_flight:
             self._wait_for_room()
         # Without a future or a per-record callback the encoder's prebuilt report serves every record.
         report = (
             encoder.report
             if future is None and on_delivery is None
-            else partial(self._report, future, encoder.schema_id, on_delivery)
+            else partial(tracker.report, future, encoder.schema_id, on_delivery)
         )
-        if self._poller is None:
-            self._in_flight += 1
-        else:
-            with self._room:
-                self._in_flight += 1
+        tracker.sent()
         try:
             while True:
                 try:
@@ -292,8 +235,7 @@ class Publisher:
                     # librdkafka's own queue is full: serve reports until it has room again.
                     self._wait_for_room(queue_full=True)
         except BaseException:
-            with self._room:
-                self._in_flight -= 1
+            tracker.unsent()
             raise
         if self._poller is None:
             # Serving reports costs a call into librdkafka; every few records is as good as every one.
@@ -301,62 +243,6 @@ class Publisher:
             if self._unpolled >= _POLL_EVERY:
                 self._unpolled = 0
                 self._producer.poll(0)
-
-    def _report(
-        self,
-        future: Future[Delivery] | None,
-        schema_id: int,
-        callback: DeliveryCallback | None,
-        error: KafkaError | None,
-        message: Message,
-    ) -> None:
-        if self._poller is None:
-            # Reports run in the thread that polls, which is the publishing thread: no lock needed.
-            self._in_flight -= 1
-        else:
-            with self._room:
-                self._in_flight -= 1
-                self._room.notify_all()
-        if error is None and future is None and callback is None and self._on_delivery is None:
-            self._delivered += 1
-            if self._fatal is None:
-                self._broker_error = None
-            return
-        raw_key = message.key()
-        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key or "")
-        topic = message.topic() or ""
-        if error is None:
-            self._delivered += 1
-            if self._fatal is None:
-                self._broker_error = None
-            partition, offset = message.partition(), message.offset()
-            delivery = Delivery(
-                topic,
-                partition if partition is not None else -1,
-                offset if offset is not None else -1,
-                key,
-                schema_id,
-            )
-            if future is not None:
-                future.set_result(delivery)
-            for notify in (callback, self._on_delivery):
-                if notify is not None:
-                    notify(delivery, None)
-            return
-        if error.code() in _BROKER_DOWN_CODES:
-            self._broker_error = error.str()
-        failure = DeliveryFailedError(
-            f"record for key {key!r} was not delivered to {message.topic()}: {error.str()}",
-            (f"{message.topic()} key={key!r}: {error.str()}",),
-        )
-        self._failure_count += 1
-        if self._fail_fast and len(self._failures) < _MAX_FAILURES_KEPT:
-            self._failures.append(failure.failures[0])
-        if future is not None:
-            future.set_exception(failure)
-        for notify in (callback, self._on_delivery):
-            if notify is not None:
-                notify(None, failure)
 
     # -- encoders (once per model and topic) ------------------------------------------------------
 
@@ -372,8 +258,7 @@ class Publisher:
         return encoder
 
     def _encoder_for_master(self, record: AvroRecord) -> _Encoder:
-        kinds = {"Customer": "customer", "Product": "product", "LegalEntity": "legal_entity"}
-        kind = kinds.get(type(record).__name__)
+        kind = _MASTER_KINDS.get(type(record).__name__)
         if kind is None:
             raise EventValidationError(
                 f"{type(record).__name__} is not master data; publish a Customer, Product or LegalEntity",
@@ -394,7 +279,7 @@ class Publisher:
             compile_record(schema.parsed),
             frame(schema_id, b""),
             str(schema_id).encode(),
-            partial(self._report, None, schema_id, None),
+            partial(self._tracker.report, None, schema_id, None),
         )
 
     # -- delivery, backpressure and broker state --------------------------------------------------
@@ -402,55 +287,43 @@ class Publisher:
     @property
     def in_flight(self) -> int:
         """Records handed to the producer whose acknowledgement has not arrived yet."""
-        return self._in_flight
+        return self._tracker.in_flight
 
     @property
     def delivered(self) -> int:
         """Records the broker acknowledged since this publisher was created."""
-        return self._delivered
+        return self._tracker.delivered
 
     @property
     def failed(self) -> int:
         """Records that were not delivered since this publisher was created."""
-        return self._failure_count
+        return self._tracker.failed
 
     @property
     def broker_error(self) -> str | None:
         """The last "no broker reachable" error, cleared by the next acknowledged record."""
-        return self._broker_error
+        return self._tracker.broker_error
 
     def mark_broker_reachable(self) -> None:
         """Forget the last broker error (after a successful metadata round trip, say)."""
-        if self._fatal is None:
-            self._broker_error = None
+        self._tracker.mark_reachable()
 
     def mark_broker_unreachable(self, reason: str) -> None:
         """Record that no broker answered (a failed metadata round trip, say)."""
-        self._broker_error = reason
-
-    def _on_error(self, error: KafkaError) -> None:
-        # librdkafka reports connection trouble here, not through delivery reports: a broker that is
-        # down is known within a connection attempt instead of after the delivery timeout.
-        if error.fatal():
-            # The idempotent producer cannot go on (fenced, out of sequence): only a new one can.
-            self._fatal = self._broker_error = f"fatal producer error: {error.str()}"
-        elif error.code() in _BROKER_DOWN_CODES:
-            self._broker_error = error.str()
-        logger.warning("producer: %s", error.str())
+        self._tracker.mark_unreachable(reason)
 
     def _wait_for_room(self, queue_full: bool = False) -> None:
         deadline = time.monotonic() + self.backpressure_timeout_s
-        while queue_full or self._in_flight >= self.max_in_flight:
+        while queue_full or self._tracker.in_flight >= self.max_in_flight:
             if time.monotonic() > deadline:
                 raise DeliveryFailedError(
-                    f"{self._in_flight} records still wait for the broker after "
+                    f"{self._tracker.in_flight} records still wait for the broker after "
                     f"{self.backpressure_timeout_s:g}s; is the broker reachable?"
                 )
             if self._poller is None:
-                self._producer.poll(_BACKPRESSURE_POLL_S)
+                self._producer.poll(POLL_WAIT_S)
             else:
-                with self._room:
-                    self._room.wait(_BACKPRESSURE_POLL_S)
+                self._tracker.wait_for_room(POLL_WAIT_S)
             if queue_full:
                 return
 
@@ -474,14 +347,7 @@ class Publisher:
             raise DeliveryFailedError(
                 f"{remaining} records were not acknowledged within {timeout_s:g}s; is the broker reachable?"
             )
-        if self._failures:
-            self._raise_failures()
-
-    def _raise_failures(self) -> None:
-        failures, self._failures = tuple(self._failures), []
-        raise DeliveryFailedError(
-            f"{len(failures)} records were not delivered, first: {failures[0]}", failures
-        )
+        self._tracker.raise_failures()
 
     def close(self, timeout_s: float | None = 30.0) -> None:
         """Flush and stop; publishing afterwards raises :class:`PublisherClosedError`.
