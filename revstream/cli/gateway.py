@@ -15,7 +15,7 @@ __all__ = ["gateway"]
 logger = logging.getLogger(__name__)
 
 
-@click.command("gateway")
+@click.command("gateway", short_help="Serve the HTTP ingest gateway.")
 @click.option(
     "--host", default=None, help="Interface to listen on. Default: REVSTREAM_GATEWAY_HOST (127.0.0.1)."
 )

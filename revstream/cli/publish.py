@@ -76,7 +76,7 @@ def _count_lines(file: str) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 20), b""))
 
 
-@click.command("publish")
+@click.command("publish", short_help="Publish events from a JSON Lines or CSV file.")
 @click.argument("args", nargs=-1, metavar="EVENT_TYPE FILE")
 @click.option(
     "--master-data",

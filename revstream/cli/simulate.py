@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 _RATE = click.FloatRange(0.0, 1.0)
 
 
-@click.command("simulate")
+@click.command("simulate", short_help="Simulate a SaaS company: events and ground truth.")
 @click.option(
     "--months", type=click.IntRange(1, 60), default=3, show_default=True, help="Months to simulate."
 )
