@@ -172,16 +172,19 @@ class _Gateway:
 
     async def publish(self, event: EventEnvelope) -> dict[str, Any]:
         """Publish one valid event once; return its 202 body or raise the problem."""
-        assert self.publisher is not None
-        outcome = await self._publish(event)
-        self.metrics.events.labels(event.event_type, outcome.get("status", "accepted")).inc()
+        try:
+            outcome = await self._publish(event)
+        except _Problem as problem:
+            label = "conflict" if problem.status == 409 else "unavailable"
+            self.metrics.events.labels(event.event_type, label).inc()
+            raise
+        self.metrics.events.labels(event.event_type, outcome["status"]).inc()
         return outcome
 
     async def _publish(self, event: EventEnvelope) -> dict[str, Any]:
         assert self.publisher is not None
         claim = self.cache.claim(event.event_id, fingerprint(event))
         if claim.outcome == "conflict":
-            self.metrics.events.labels(event.event_type, "conflict").inc()
             raise _Problem(
                 409, "conflict", f"event_id {event.event_id!r} was already accepted with other content"
             )
@@ -218,7 +221,6 @@ class _Gateway:
         try:
             delivery: Delivery = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
         except (DeliveryFailedError, TimeoutError) as exc:
-            self.metrics.events.labels(event.event_type, "unavailable").inc()
             raise _Problem(
                 503, "not_delivered", f"the broker did not acknowledge the event ({exc}); retry"
             ) from exc

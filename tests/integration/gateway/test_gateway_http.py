@@ -88,6 +88,9 @@ def test_retries_are_accepted_once_and_conflicts_refused(
             assert again.json() == {"event_id": "retried-1", "status": "duplicate"}
         conflict = client.post(url, json={**body, "quantity": 99}, headers=auth(METER_TOKEN))
         assert conflict.status_code == 409
+        metrics = client.get(f"{gateway_url}/metrics").text
+        assert 'revstream_gateway_events_total{event_type="usage_recorded",outcome="duplicate"} 2.0' in metrics
+        assert 'revstream_gateway_events_total{event_type="usage_recorded",outcome="conflict"} 1.0' in metrics
         assert client.post(url, json=usage_body("sentinel-1"), headers=auth(METER_TOKEN)).status_code == 202
 
     records = read_back(stack_settings, [catalog.event_topic("usage_recorded")], until_sentinel("sentinel-1"))
