@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from streams.settings import GatewaySettings, Settings
 from streams.stack import free_port
 from streams.topics import TopicCatalog
 from tests.conftest import wait_for
+from tests.integration.producers.helpers import usage
 
 BILLING_TOKEN = "billing-token-0123456789"
 METER_TOKEN = "meter-token-0123456789ab"
@@ -56,3 +58,9 @@ def gateway_url(stack_settings: Settings, catalog: TopicCatalog) -> Iterator[str
 @pytest.fixture
 def auth() -> Callable[[str], dict[str, str]]:
     return lambda token: {"Authorization": f"Bearer {token}"}
+
+
+def usage_body(event_id: str, customer_id: str = "CUST-GW", **changes: Any) -> dict[str, Any]:
+    body = json.loads(usage(event_id, customer_id=customer_id).model_dump_json())
+    del body["source"]  # the token decides it
+    return {**body, **changes}

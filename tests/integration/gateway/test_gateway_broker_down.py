@@ -15,8 +15,7 @@ from streams.settings import Settings, load_settings
 from streams.stack import EmbeddedStack, free_port
 from streams.topics import TopicCatalog
 from tests.conftest import wait_for
-from tests.integration.gateway.conftest import METER_TOKEN, gateway_settings, serving
-from tests.integration.gateway.test_gateway_http import usage_body
+from tests.integration.gateway.conftest import METER_TOKEN, gateway_settings, serving, usage_body
 from tests.integration.producers.helpers import read_back
 
 HEADERS = {"Authorization": f"Bearer {METER_TOKEN}"}

@@ -5,25 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
 from schemas.models import InvoicePosted
 from streams.settings import Settings
 from streams.topics import TopicCatalog
-from tests.integration.gateway.conftest import BILLING_TOKEN, METER_TOKEN
+from tests.integration.gateway.conftest import BILLING_TOKEN, METER_TOKEN, usage_body
 from tests.integration.producers.helpers import Read, read_back
-from tests.integration.producers.test_sdk_publish import usage
 from tests.unit.schemas.strategies import sample
 
 Auth = Callable[[str], dict[str, str]]
-
-
-def usage_body(event_id: str, customer_id: str = "CUST-GW", **changes: Any) -> dict[str, Any]:
-    body = json.loads(usage(event_id, customer_id=customer_id).model_dump_json())
-    del body["source"]  # the token decides it
-    return {**body, **changes}
 
 
 def until_sentinel(sentinel: str) -> Callable[[list[Read]], bool]:
@@ -89,8 +81,9 @@ def test_retries_are_accepted_once_and_conflicts_refused(
         conflict = client.post(url, json={**body, "quantity": 99}, headers=auth(METER_TOKEN))
         assert conflict.status_code == 409
         metrics = client.get(f"{gateway_url}/metrics").text
-        assert 'revstream_gateway_events_total{event_type="usage_recorded",outcome="duplicate"} 2.0' in metrics
-        assert 'revstream_gateway_events_total{event_type="usage_recorded",outcome="conflict"} 1.0' in metrics
+        outcomes = 'revstream_gateway_events_total{event_type="usage_recorded",outcome='
+        assert f'{outcomes}"duplicate"}} 2.0' in metrics
+        assert f'{outcomes}"conflict"}} 1.0' in metrics
         assert client.post(url, json=usage_body("sentinel-1"), headers=auth(METER_TOKEN)).status_code == 202
 
     records = read_back(stack_settings, [catalog.event_topic("usage_recorded")], until_sentinel("sentinel-1"))

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
+from schemas.models import UsageRecorded
 from streams.settings import Settings
 
 
@@ -125,3 +127,22 @@ def kcat_read(bootstrap: str, topic: str, count: int) -> str | None:
         return None
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
+
+
+def usage(event_id: str, customer_id: str = "CUST-1", quantity: int = 10) -> UsageRecorded:
+    return UsageRecorded(
+        event_id=event_id,
+        occurred_at=T0,
+        source="meter",
+        customer_id=customer_id,
+        legal_entity="LE-US",
+        correlation_id="SUB-1",
+        subscription_id="SUB-1",
+        metric="api_calls",
+        quantity=quantity,
+        window_start=T0 - timedelta(days=1),
+        window_end=T0,
+    )

@@ -14,8 +14,7 @@ from schemas.models import Customer
 from schemas.names import EVENT_TYPES, MASTER_DATA_KINDS
 from streams.settings import Settings
 from streams.topics import TopicCatalog
-from tests.integration.producers.helpers import read_back
-from tests.integration.producers.test_sdk_publish import usage
+from tests.integration.producers.helpers import read_back, usage
 from tests.unit.schemas.strategies import sample
 
 

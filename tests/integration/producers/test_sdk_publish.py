@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from connectors.errors import DeliveryFailedError, EventValidationError, PublisherClosedError
@@ -12,26 +10,8 @@ from schemas.models import Customer, InvoicePosted, UsageRecorded
 from streams.settings import Settings
 from streams.stack import free_port
 from streams.topics import TopicCatalog
-from tests.integration.producers.helpers import kcat_read, read_back
+from tests.integration.producers.helpers import kcat_read, read_back, usage
 from tests.unit.schemas.strategies import sample
-
-T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
-
-
-def usage(event_id: str, customer_id: str = "CUST-1", quantity: int = 10) -> UsageRecorded:
-    return UsageRecorded(
-        event_id=event_id,
-        occurred_at=T0,
-        source="meter",
-        customer_id=customer_id,
-        legal_entity="LE-US",
-        correlation_id="SUB-1",
-        subscription_id="SUB-1",
-        metric="api_calls",
-        quantity=quantity,
-        window_start=T0 - timedelta(days=1),
-        window_end=T0,
-    )
 
 
 def test_events_and_master_data_read_back_with_a_plain_consumer(
