@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from processors.codec import HotCodec
 from schemas.errors import SchemaError
 from schemas.loader import AvroSchema, model_for_record, schema_for_model
 from schemas.models import EventEnvelope
@@ -71,9 +72,15 @@ def decode_reason(error: SerdeError) -> str:
 class EventDecoder:
     """Decodes canonical events, caching the model and reader schema of every writer schema id."""
 
-    def __init__(self, serde: AvroSerde) -> None:
+    def __init__(self, serde: AvroSerde, codec: HotCodec | None = None) -> None:
         self._serde = serde
+        self._codec = codec or HotCodec(serde)
         self._readers: dict[int, tuple[type[EventEnvelope], AvroSchema]] = {}
+
+    @property
+    def codec(self) -> HotCodec:
+        """The codec decoding (and, for the pipeline, encoding) on the hot path."""
+        return self._codec
 
     @staticmethod
     def schema_id_of(value: bytes | None) -> int | None:
@@ -112,9 +119,10 @@ class EventDecoder:
             if reader is None:
                 reader = self._reader_for(value)
             model, schema = reader
-            _, record = self._serde.decode(
-                value, reader_schema=schema, topic=topic, partition=partition, offset=offset
-            )
+            try:
+                record = self._codec.decode(value, schema)
+            except SerdeError as exc:
+                raise exc.at(topic, partition, offset) from exc.__cause__
             try:
                 event = model.from_avro(record)
             except ValidationError as exc:

@@ -114,6 +114,7 @@ class Pipeline:
         self.group_id = group_id
         self.decoder = decoder
         self.serde = serde
+        self.codec = decoder.codec
         self.master = master
         self.outputs = outputs
         self._dlq = {stage: catalog.deadletter_topic(stage) for stage in ("decode", "dedupe", "enrich")}
@@ -239,7 +240,7 @@ class Pipeline:
         ctx.ingest_times.append(message.timestamp or time.time())
 
     def _produce_model(self, topic: str, key: bytes, record: AvroRecord) -> None:
-        self.outputs.produce(topic, key, self.serde.serialize(topic, record))
+        self.outputs.produce(topic, key, self.codec.encode(topic, record))
 
     # -- parking and dead letters -----------------------------------------------------------------
 
