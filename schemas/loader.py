@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Final
 
@@ -117,9 +117,12 @@ class AvroSchema:
         """The top-level record's namespace (empty when it has none)."""
         return self.full_name.rpartition(".")[0]
 
-    @property
+    @cached_property
     def canonical_json(self) -> str:
-        """Compact JSON of the definition: the string registered with the schema registry."""
+        """Compact JSON of the definition: the string registered with the schema registry.
+
+        Cached: the serde asks for it on every encode and decode to find the subject's schema id.
+        """
         return canonical_json(self.definition)
 
 

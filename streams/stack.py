@@ -239,7 +239,11 @@ class EmbeddedStack:
 
     def _start_postgres(self) -> dict[str, Any]:
         import pgserver
+        from pgserver.postgres_server import PostgresServer
 
+        # pgserver caches one handle per data directory and would hand back the stopped server;
+        # forget it so a start after `stop_postgres` really starts PostgreSQL again.
+        PostgresServer._instances.pop(self.pgdata, None)
         try:
             server = pgserver.get_server(self.pgdata, cleanup_mode=None)
         except Exception as exc:  # pgserver raises bare subprocess/assert errors

@@ -9,6 +9,8 @@ its own topic namespace and group ids, so tests never see each other's records.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,9 +36,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # pgserver puts its unix socket in the data directory; keep the path short (sun_path limit).
-    return Path(tmp_path_factory.mktemp("stack"))
+def stack_home() -> Iterator[Path]:
+    # Not under pytest's basetemp: another pytest session on the machine resets that tree to
+    # 0700, after which PostgreSQL's own user can no longer reach its data directory to stop.
+    # Short, too: pgserver puts its unix socket in the data directory (sun_path limit).
+    home = Path(tempfile.mkdtemp(prefix="rs-stack-"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

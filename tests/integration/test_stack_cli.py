@@ -143,3 +143,16 @@ def test_help_lists_commands_with_one_line_each() -> None:
     assert result.returncode == 0
     for command in ("stack", "topics", "demo"):
         assert any(line.strip().startswith(command + " ") for line in result.stdout.splitlines())
+
+
+def test_postgres_restarts_in_the_same_process(embedded_stack: EmbeddedStack, stack_settings) -> None:
+    import psycopg
+
+    conninfo = stack_settings.database.conninfo()
+    embedded_stack.stop_postgres()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(conninfo, connect_timeout=2).close()
+    embedded_stack.start_postgres()
+    with psycopg.connect(conninfo, connect_timeout=5) as connection:
+        assert connection.execute("select 1").fetchone() == (1,)
+    assert embedded_stack.status()["postgres"].state == "running"
