@@ -241,6 +241,12 @@ def _wire(built: ProcessorApp) -> None:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         await agent.on_revoked(revoked)
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0] if args else kwargs.get("assigned", set())
+        topics = app.batch_route.topics
+        built.metrics.assigned_partitions.set(sum(1 for tp in assigned if tp.topic in topics))
+
     @app.page("/metrics", name="revstream-metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         # aiohttp refuses a charset inside content_type; the exposition format is ASCII anyway.

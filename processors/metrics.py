@@ -58,6 +58,7 @@ class ProcessorMetrics:
     batch_size: Histogram
     batch_seconds: Histogram
     parked_in_memory: Gauge
+    assigned_partitions: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ProcessorMetrics:
@@ -111,6 +112,11 @@ class ProcessorMetrics:
             ),
             parked_in_memory=Gauge(
                 "revstream_processor_retry_waiting", "Parked records read back and waiting to be due.",
+                registry=registry,
+            ),
+            assigned_partitions=Gauge(
+                "revstream_processor_assigned_partitions",
+                "Partitions of canonical and retry topics this worker owns (0 until it joined).",
                 registry=registry,
             ),
         )  # fmt: skip

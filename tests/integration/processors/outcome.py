@@ -25,6 +25,7 @@ class Outcome:
     command_values: dict[str, bytes]
     repeated_commands: int
     dead_letters: Counter[tuple[str, str]]
+    """(stage, reason) → distinct records dead-lettered."""
     exceptions_by_reason: Counter[str]
     discount_findings: Counter[str]
     """source event id → DISCOUNT_NOT_APPROVED exceptions (one per line)."""
@@ -90,10 +91,22 @@ def read_outcome(harness: Harness) -> Outcome:
             continue
         commands[command.command_id] = command
         values[command.command_id] = value
-    dead: Counter[tuple[str, str]] = Counter()
+    # Dead letters are delivered at least once: after a crash the same record may be dead-lettered
+    # again. Its source coordinates identify it.
+    letters: set[tuple[str, str, str, int, int]] = set()
     for stage in STAGES:
         for letter in harness.dead_letters(stage):
-            dead[letter.failure.stage, letter.failure.reason_code] += 1
+            source = letter.source
+            letters.add(
+                (
+                    letter.failure.stage,
+                    letter.failure.reason_code,
+                    source.topic,
+                    source.partition,
+                    source.offset,
+                )
+            )
+    dead: Counter[tuple[str, str]] = Counter((stage, reason) for stage, reason, *_ in letters)
     by_reason: Counter[str] = Counter()
     discounts: Counter[str] = Counter()
     mismatches: dict[tuple[str, str, str], tuple[int, int]] = {}
