@@ -348,7 +348,7 @@ class WorkerSettings(_Frozen):
     group_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
     data_dir: Path = Path(".revstream/worker")
     web_host: str = "127.0.0.1"
-    web_port: int = Field(default=6066, ge=0, le=65535)
+    web_port: int = Field(default=6066, ge=1, le=65535)
     dedupe_horizon: timedelta = Field(default=timedelta(days=7), gt=timedelta(0))
     master_retry_attempts: int = Field(default=6, ge=1, le=1000)
     master_retry_backoff: timedelta = Field(default=timedelta(seconds=1), gt=timedelta(0))
