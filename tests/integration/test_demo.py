@@ -1,0 +1,34 @@
+"""`revstream demo`, the main job, as a user runs it: whole pipeline, readable report, clean exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from streams.stack import EmbeddedStack
+
+
+def test_demo_runs_the_pipeline_and_matches_the_ground_truth(tmp_path: Path) -> None:
+    home = Path(tmp_path / "h")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVSTREAM_")}
+    env["REVSTREAM_HOME"] = str(home)
+    try:
+        command = ["demo", "--months", "2", "--customers", "12", "--deadline", "240"]
+        result = subprocess.run(
+            [sys.executable, "-m", "revstream", *command],
+            capture_output=True, text=True, env=env, timeout=400, cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        EmbeddedStack(home).down()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = result.stdout
+    for section in ("Trial balance", "Revenue by month", "Pipeline", "Process intelligence"):
+        assert section in report
+    checks = [line for line in report.splitlines() if line.startswith("  [")]
+    assert len(checks) == 7
+    assert all(line.startswith("  [ok  ]") for line in checks), "\n".join(checks)
+    assert "deadline reached" not in report
+    assert "==> shutting down" in report
+    assert not (home / "stack.json").exists()
