@@ -11,7 +11,7 @@ from streams.stack import EmbeddedStack
 __all__ = ["demo"]
 
 
-@click.command()
+@click.command(short_help="Run the whole pipeline on generated data; report.")
 @click.option("--months", type=click.IntRange(1, 24), default=3, show_default=True, help="Months simulated.")
 @click.option("--customers", type=click.IntRange(1, 2000), default=30, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True, help="Simulation seed.")

@@ -9,7 +9,7 @@ from streams.settings import load_settings
 __all__ = ["registry"]
 
 
-@click.group()
+@click.group(short_help="Serve the Confluent-compatible schema registry.")
 def registry() -> None:
     """Run the Confluent-compatible schema registry (its state lives in PostgreSQL)."""
 

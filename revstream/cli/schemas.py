@@ -50,7 +50,7 @@ def _context(directory: Path, strategy: str) -> tuple[SchemaRegistryClient, list
     return client, bind_subjects(catalog_for(settings), directory, chosen)
 
 
-@click.group()
+@click.group(short_help="Lint, check, register and diff the Avro schemas.")
 def schemas() -> None:
     """Govern the Avro schemas: lint, compatibility check, register, diff."""
 

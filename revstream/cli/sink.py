@@ -16,7 +16,7 @@ __all__ = ["sink"]
 logger = logging.getLogger(__name__)
 
 
-@click.command("sink")
+@click.command("sink", short_help="Apply ERP commands to the ledger, exactly once.")
 @click.option("--group", default="revstream-sink", show_default=True, help="Consumer group id.")
 @click.option("--topic", help="ERP command topic (default: the catalog's).")
 @click.option(

@@ -24,7 +24,7 @@ def _stack() -> EmbeddedStack:
     return EmbeddedStack(settings_for_cli(resolve_endpoints=False).home)
 
 
-@click.group()
+@click.group(short_help="Run the embedded broker, PostgreSQL and registry.")
 def stack() -> None:
     """Run the embedded broker, PostgreSQL and schema registry on loopback."""
 

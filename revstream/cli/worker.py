@@ -11,7 +11,7 @@ from revstream.cli.common import settings_for_cli
 __all__ = ["worker"]
 
 
-@click.command()
+@click.command(short_help="Run a stream-processing worker.")
 @click.option(
     "--web-port", type=int, default=None, help="Port of /metrics (default REVSTREAM_WORKER_WEB_PORT)."
 )
