@@ -18,26 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from connectors.errors import CommandRejectedError
-from schemas.models.enums import CollectionsCaseStatus
-from schemas.models.erp import (
-    PAYLOAD_TYPES,
-    CollectionsCase,
-    ErpCommand,
-    Invoice,
-    JournalEntry,
-    PaymentApplication,
-    RevenueSchedule,
-    Subscription,
-)
+from connectors.ledger.commands import CommandDict, record_of
+from schemas.models.enums import CollectionsCaseStatus, CommandType
+from schemas.models.erp import ErpCommand
 
 __all__ = [
     "CASE_STATUS_RANK",
     "COLUMNS",
+    "Command",
     "INSERT_TABLES",
     "LedgerRows",
     "Row",
     "UPSERT_ORDER",
     "UPSERT_TABLES",
+    "add_rows",
     "applied_row",
     "case_order",
     "customer_row",
@@ -46,12 +40,15 @@ __all__ = [
     "rows_for",
     "schedule_order",
     "subscription_order",
+    "unsupported",
 ]
 
 logger = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 T = TypeVar("T")
+Command = ErpCommand | CommandDict
+"""A command as a model, or as the checked dict the sink decodes (``connectors.ledger.commands``)."""
 
 COLUMNS: Mapping[str, tuple[str, ...]] = {
     "applied_commands": (
@@ -150,173 +147,177 @@ class LedgerRows:
         return sum(len(rows) for rows in self.tables.values())
 
 
-def applied_row(command: ErpCommand, topic: str, partition: int, offset: int) -> Row:
+def _record(command: Command) -> CommandDict:
+    return record_of(command) if isinstance(command, ErpCommand) else command
+
+
+def applied_row(command: Command, topic: str, partition: int, offset: int) -> Row:
     """Return the ``applied_commands`` row of ``command`` read at ``topic``/``partition``/``offset``."""
+    record = _record(command)
     return (
-        command.command_id,
-        command.command_type.value,
-        command.source_event_id,
-        command.correlation_id,
-        command.customer_id,
-        command.legal_entity,
-        command.issued_at,
+        record["command_id"],
+        record["command_type"],
+        record["source_event_id"],
+        record["correlation_id"],
+        record["customer_id"],
+        record["legal_entity"],
+        record["issued_at"],
         topic,
         partition,
         offset,
     )
 
 
-def customer_row(command: ErpCommand) -> Row:
+def customer_row(command: Command) -> Row:
     """Return the ``customers`` row the command's envelope implies (first one seen wins)."""
-    return (command.customer_id, command.legal_entity, command.command_id)
+    record = _record(command)
+    return (record["customer_id"], record["legal_entity"], record["command_id"])
 
 
-def rows_for(command: ErpCommand) -> LedgerRows:
+def unsupported(command: Command) -> CommandRejectedError | None:
+    """Return the rejection of a command whose type the ledger cannot apply (``UNKNOWN``), else ``None``."""
+    record = _record(command)
+    if record["command_type"] in _BUILDERS:
+        return None
+    return CommandRejectedError(
+        f"command {record['command_id']} has type {record['command_type']}, which the ledger "
+        "cannot apply; fix the producer and replay the dead letter",
+        reason_code="UNSUPPORTED_COMMAND",
+    )
+
+
+def rows_for(command: Command) -> LedgerRows:
     """Return the ledger rows ``command`` writes, besides its applied-command and customer rows.
 
     Raises:
         CommandRejectedError: when the command type is not one the ledger knows (``UNKNOWN``).
     """
-    builder = _BUILDERS.get(type(command.payload))
-    if builder is None or command.command_type not in PAYLOAD_TYPES:
-        raise CommandRejectedError(
-            f"command {command.command_id} has type {command.command_type.value}, which the ledger "
-            "cannot apply; fix the producer and replay the dead letter",
-            reason_code="UNSUPPORTED_COMMAND",
-        )
     rows = LedgerRows()
-    builder(command, rows)
+    add_rows(command, rows)
     return rows
 
 
-def _trace(command: ErpCommand) -> tuple[str, str, str]:
-    return command.command_id, command.source_event_id, command.correlation_id
+def add_rows(command: Command, rows: LedgerRows) -> None:
+    """Append the ledger rows of ``command`` to ``rows`` (see :func:`rows_for`).
+
+    Raises:
+        CommandRejectedError: when the command type is not one the ledger knows (``UNKNOWN``).
+    """
+    record = _record(command)
+    rejection = unsupported(record)
+    if rejection is not None:
+        raise rejection
+    _BUILDERS[record["command_type"]](record, record["payload"], rows.tables)
 
 
-def _journal_entry(command: ErpCommand, rows: LedgerRows) -> None:
-    entry = command.payload
-    assert isinstance(entry, JournalEntry)
-    command_id, source_event_id, correlation_id = _trace(command)
-    rows.add(
-        "journal_entries",
-        (
-            entry.entry_id, command.customer_id, command.legal_entity, entry.currency,
-            entry.posting_date, entry.description, command_id, source_event_id, correlation_id,
-        ),
+# The builders below run once per command on the sink's hot path: plain dict reads and tuple
+# appends, no models (see connectors.ledger.commands).
+Tables = dict[str, list[Row]]
+
+
+def _journal_entry(c: CommandDict, entry: CommandDict, tables: Tables) -> None:
+    command_id, source_event_id, correlation_id = c["command_id"], c["source_event_id"], c["correlation_id"]
+    entry_id, currency, legal_entity, posting_date = (
+        entry["entry_id"], entry["currency"], c["legal_entity"], entry["posting_date"],
     )  # fmt: skip
-    for line_no, line in enumerate(entry.lines):
-        rows.add(
-            "journal_lines",
-            (
-                entry.entry_id, line_no, line.account, line.debit_minor, line.credit_minor,
-                entry.currency, command.legal_entity, entry.posting_date, line.memo,
-                source_event_id, correlation_id, command_id,
-            ),
-        )  # fmt: skip
-
-
-def _invoice(command: ErpCommand, rows: LedgerRows) -> None:
-    invoice = command.payload
-    assert isinstance(invoice, Invoice)
-    command_id, source_event_id, correlation_id = _trace(command)
-    rows.add(
-        "invoices",
+    tables.setdefault("journal_entries", []).append(
         (
-            invoice.invoice_id, invoice.subscription_id, command.customer_id, command.legal_entity,
-            invoice.currency, invoice.issued_on, invoice.due_date, invoice.total_minor,
+            entry_id, c["customer_id"], legal_entity, currency, posting_date, entry["description"],
             command_id, source_event_id, correlation_id,
-        ),
+        )
     )  # fmt: skip
-    for line in invoice.lines:
-        rows.add(
-            "invoice_lines",
-            (
-                invoice.invoice_id, line.line_id, line.kind.value, line.product_id, line.metric,
-                line.quantity, line.unit_price_minor, line.amount_minor, line.period_start,
-                line.period_end,
-            ),
-        )  # fmt: skip
-
-
-def _payment_application(command: ErpCommand, rows: LedgerRows) -> None:
-    payment = command.payload
-    assert isinstance(payment, PaymentApplication)
-    command_id, source_event_id, correlation_id = _trace(command)
-    rows.add(
-        "payments",
+    tables.setdefault("journal_lines", []).extend(
         (
-            payment.payment_id, command.customer_id, command.legal_entity, payment.currency,
-            payment.amount_minor, payment.received_at, command_id, source_event_id, correlation_id,
-        ),
+            entry_id, line_no, line["account"], line["debit_minor"], line["credit_minor"], currency,
+            legal_entity, posting_date, line["memo"], source_event_id, correlation_id, command_id,
+        )
+        for line_no, line in enumerate(entry["lines"])
     )  # fmt: skip
-    rows.add(
-        "payment_applications",
+
+
+def _invoice(c: CommandDict, invoice: CommandDict, tables: Tables) -> None:
+    invoice_id = invoice["invoice_id"]
+    tables.setdefault("invoices", []).append(
         (
-            payment.payment_id, payment.invoice_id, payment.currency, payment.amount_minor,
-            payment.applied_minor, payment.excess_minor, command_id,
-        ),
+            invoice_id, invoice["subscription_id"], c["customer_id"], c["legal_entity"],
+            invoice["currency"], invoice["issued_on"], invoice["due_date"], invoice["total_minor"],
+            c["command_id"], c["source_event_id"], c["correlation_id"],
+        )
     )  # fmt: skip
-
-
-def _revenue_schedule(command: ErpCommand, rows: LedgerRows) -> None:
-    schedule = command.payload
-    assert isinstance(schedule, RevenueSchedule)
-    command_id, source_event_id, correlation_id = _trace(command)
-    rows.add(
-        "revenue_schedules",
+    tables.setdefault("invoice_lines", []).extend(
         (
-            schedule.schedule_id, schedule.subscription_id, schedule.invoice_id, schedule.line_id,
-            command.customer_id, command.legal_entity, schedule.currency, schedule.total_minor,
-            command.issued_at, command_id, source_event_id, correlation_id,
-        ),
+            invoice_id, line["line_id"], line["kind"], line["product_id"], line["metric"],
+            line["quantity"], line["unit_price_minor"], line["amount_minor"], line["period_start"],
+            line["period_end"],
+        )
+        for line in invoice["lines"]
     )  # fmt: skip
-    for entry in schedule.entries:
-        rows.add(
-            "revenue_schedule_entries",
-            (
-                command_id, schedule.schedule_id, entry.month, entry.recognition_date,
-                entry.amount_minor, schedule.currency,
-            ),
-        )  # fmt: skip
 
 
-def _subscription(command: ErpCommand, rows: LedgerRows) -> None:
-    subscription = command.payload
-    assert isinstance(subscription, Subscription)
-    command_id, source_event_id, correlation_id = _trace(command)
-    rows.add(
-        "subscriptions",
+def _payment_application(c: CommandDict, payment: CommandDict, tables: Tables) -> None:
+    command_id, payment_id, currency, amount = (
+        c["command_id"], payment["payment_id"], payment["currency"], payment["amount_minor"],
+    )  # fmt: skip
+    tables.setdefault("payments", []).append(
         (
-            subscription.subscription_id, command.customer_id, command.legal_entity,
-            subscription.order_id, subscription.status.value, subscription.currency,
-            subscription.term_start, subscription.term_end, subscription.version,
-            command_id, source_event_id, correlation_id,
-        ),
+            payment_id, c["customer_id"], c["legal_entity"], currency, amount, payment["received_at"],
+            command_id, c["source_event_id"], c["correlation_id"],
+        )
     )  # fmt: skip
-
-
-def _collections_case(command: ErpCommand, rows: LedgerRows) -> None:
-    case = command.payload
-    assert isinstance(case, CollectionsCase)
-    command_id, source_event_id, correlation_id = _trace(command)
-    rows.add(
-        "collections_cases",
+    tables.setdefault("payment_applications", []).append(
         (
-            case.case_id, case.invoice_id, case.payment_id, command.customer_id, command.legal_entity,
-            case.status.value, CASE_STATUS_RANK[case.status], case.attempt, case.amount_minor,
-            case.currency, case.reason, command_id, source_event_id, correlation_id,
-        ),
+            payment_id, payment["invoice_id"], currency, amount, payment["applied_minor"],
+            payment["excess_minor"], command_id,
+        )
     )  # fmt: skip
 
 
-_BUILDERS: Mapping[type, Callable[[ErpCommand, LedgerRows], None]] = {
-    JournalEntry: _journal_entry,
-    Invoice: _invoice,
-    PaymentApplication: _payment_application,
-    RevenueSchedule: _revenue_schedule,
-    Subscription: _subscription,
-    CollectionsCase: _collections_case,
+def _revenue_schedule(c: CommandDict, schedule: CommandDict, tables: Tables) -> None:
+    command_id, schedule_id, currency = c["command_id"], schedule["schedule_id"], schedule["currency"]
+    tables.setdefault("revenue_schedules", []).append(
+        (
+            schedule_id, schedule["subscription_id"], schedule["invoice_id"], schedule["line_id"],
+            c["customer_id"], c["legal_entity"], currency, schedule["total_minor"], c["issued_at"],
+            command_id, c["source_event_id"], c["correlation_id"],
+        )
+    )  # fmt: skip
+    tables.setdefault("revenue_schedule_entries", []).extend(
+        (command_id, schedule_id, entry["month"], entry["recognition_date"], entry["amount_minor"], currency)
+        for entry in schedule["entries"]
+    )
+
+
+def _subscription(c: CommandDict, subscription: CommandDict, tables: Tables) -> None:
+    tables.setdefault("subscriptions", []).append(
+        (
+            subscription["subscription_id"], c["customer_id"], c["legal_entity"],
+            subscription["order_id"], subscription["status"], subscription["currency"],
+            subscription["term_start"], subscription["term_end"], subscription["version"],
+            c["command_id"], c["source_event_id"], c["correlation_id"],
+        )
+    )  # fmt: skip
+
+
+def _collections_case(c: CommandDict, case: CommandDict, tables: Tables) -> None:
+    status = case["status"]
+    tables.setdefault("collections_cases", []).append(
+        (
+            case["case_id"], case["invoice_id"], case["payment_id"], c["customer_id"], c["legal_entity"],
+            status, CASE_STATUS_RANK[status], case["attempt"], case["amount_minor"], case["currency"],
+            case["reason"], c["command_id"], c["source_event_id"], c["correlation_id"],
+        )
+    )  # fmt: skip
+
+
+_BUILDERS: Mapping[str, Callable[[CommandDict, CommandDict, Tables], None]] = {
+    CommandType.JOURNAL_ENTRY.value: _journal_entry,
+    CommandType.INVOICE.value: _invoice,
+    CommandType.PAYMENT_APPLICATION.value: _payment_application,
+    CommandType.REVENUE_SCHEDULE.value: _revenue_schedule,
+    CommandType.SUBSCRIPTION.value: _subscription,
+    CommandType.COLLECTIONS_CASE.value: _collections_case,
 }
+"""Row builders by command type; their keys are the command types the ledger can apply."""
 
 
 def _column(table: str, name: str) -> int:

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from connectors.errors import CommandRejectedError, LedgerUnavailableError
+from connectors.ledger.commands import CommandDict, record_of
 from connectors.ledger.database import is_connection_error
 from connectors.ledger.rows import (
     COLUMNS,
@@ -29,11 +30,13 @@ from connectors.ledger.rows import (
     UPSERT_ORDER,
     UPSERT_TABLES,
     LedgerRows,
+    add_rows,
     applied_row,
     customer_row,
     first_per_key,
     newest_per_key,
     rows_for,
+    unsupported,
 )
 from schemas.models.erp import ErpCommand
 
@@ -62,14 +65,29 @@ _UPSERT_NEWER = {
 _APPLIED_TYPES = ("text", "text", "text", "text", "text", "text", "timestamptz", "text", "int4", "int8")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CommandRecord:
-    """A decoded command and where it was read."""
+    """A decoded, checked command (as fastavro reads it) and where it was read."""
 
-    command: ErpCommand
+    command: CommandDict
     topic: str
     partition: int
     offset: int
+
+    @classmethod
+    def of(cls, command: ErpCommand, topic: str, partition: int, offset: int) -> CommandRecord:
+        """Return the record of a command model (tests, tools): the same dict the decoder gives."""
+        return cls(record_of(command), topic, partition, offset)
+
+    @property
+    def command_id(self) -> str:
+        """The command's id: exactly once is keyed on it."""
+        return str(self.command["command_id"])
+
+    @property
+    def command_type(self) -> str:
+        """The command type's symbol, e.g. ``JOURNAL_ENTRY``."""
+        return str(self.command["command_type"])
 
 
 @dataclass
@@ -103,7 +121,7 @@ def _rejection(exc: psycopg.Error, record: CommandRecord) -> CommandRejectedErro
     if diag.constraint_name:
         detail += f" (constraint {diag.constraint_name})"
     return CommandRejectedError(
-        f"the ledger rejected command {record.command.command_id}: {detail}",
+        f"the ledger rejected command {record.command_id}: {detail}",
         reason_code=reason_for(diag.sqlstate, diag.constraint_name),
         topic=record.topic,
         partition=record.partition,
@@ -155,16 +173,20 @@ class LedgerWriter:
             LedgerUnavailableError: when the database went away; nothing was committed.
         """
         outcome = ApplyOutcome()
-        prepared: list[tuple[CommandRecord, LedgerRows]] = []
-        firsts = first_per_key(records, key=lambda r: r.command.command_id)
+        prepared: list[CommandRecord] = []
+        firsts = first_per_key(records, key=lambda r: r.command_id)
         first_ids = {id(r) for r in firsts}
         outcome.duplicates.extend(r for r in records if id(r) not in first_ids)
         for record in firsts:
-            try:
-                prepared.append((record, rows_for(record.command)))
-            except CommandRejectedError as exc:
-                exc.topic, exc.partition, exc.offset = record.topic, record.partition, record.offset
-                outcome.rejected.append((record, exc))
+            # Rows are built only for commands the database takes as new; what cannot be applied at
+            # all is refused before anything is written.
+            rejection = unsupported(record.command)
+            if rejection is None:
+                prepared.append(record)
+            else:
+                rejection.topic, rejection.partition = record.topic, record.partition
+                rejection.offset = record.offset
+                outcome.rejected.append((record, rejection))
         try:
             try:
                 return self._fast(prepared, offsets, group, outcome, before_commit)
@@ -184,7 +206,7 @@ class LedgerWriter:
 
     def _fast(
         self,
-        prepared: list[tuple[CommandRecord, LedgerRows]],
+        prepared: list[CommandRecord],
         offsets: Mapping[TopicPartition, int],
         group: str,
         base: ApplyOutcome,
@@ -192,12 +214,12 @@ class LedgerWriter:
     ) -> ApplyOutcome:
         outcome = ApplyOutcome(duplicates=list(base.duplicates), rejected=list(base.rejected))
         with self.connection.transaction():
-            new_ids = self._insert_applied([record for record, _ in prepared])
+            new_ids = self._insert_applied(prepared)
             batch_rows = LedgerRows()
-            for record, rows in prepared:
-                if record.command.command_id in new_ids:
+            for record in prepared:
+                if record.command_id in new_ids:
                     outcome.applied.append(record)
-                    batch_rows.extend(rows)
+                    add_rows(record.command, batch_rows)
                 else:
                     outcome.duplicates.append(record)
             written = self._write(batch_rows, [r.command for r in outcome.applied])
@@ -212,7 +234,7 @@ class LedgerWriter:
 
     def _slow(
         self,
-        prepared: list[tuple[CommandRecord, LedgerRows]],
+        prepared: list[CommandRecord],
         offsets: Mapping[TopicPartition, int],
         group: str,
         base: ApplyOutcome,
@@ -220,7 +242,7 @@ class LedgerWriter:
     ) -> ApplyOutcome:
         outcome = ApplyOutcome(duplicates=list(base.duplicates), rejected=list(base.rejected), slow_path=True)
         with self.connection.transaction():
-            for record, rows in prepared:
+            for record in prepared:
                 try:
                     with self.connection.transaction():
                         # A savepoint rollback may leave the constraint mode as the failed
@@ -229,7 +251,7 @@ class LedgerWriter:
                         if not self._insert_applied([record]):
                             outcome.duplicates.append(record)
                             continue
-                        written = self._write(rows, [record.command])
+                        written = self._write(rows_for(record.command), [record.command])
                         self.connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 except psycopg.Error as exc:
                     if not _is_rejection(exc):
@@ -264,7 +286,7 @@ class LedgerWriter:
         arrays = [list(values) for values in zip(*rows, strict=True)]
         return {str(row[0]) for row in self.connection.execute(query, arrays).fetchall()}
 
-    def _write(self, rows: LedgerRows, commands: Sequence[ErpCommand]) -> int:
+    def _write(self, rows: LedgerRows, commands: Sequence[CommandDict]) -> int:
         """Write ``rows`` and the commands' customers; return how many rows were inserted or updated."""
         written = 0
         cursor = self.connection.cursor()

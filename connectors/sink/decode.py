@@ -1,9 +1,12 @@
 """Decode consumed records into ERP commands; what cannot be decoded becomes a dead-letter failure.
 
-Undecodable bytes, an unknown schema id or a record that breaks the ``ErpCommand`` model are the
-record's fault: it is dead-lettered with a reason and the rest of the batch goes on. An unreachable
-schema registry is not the record's fault: :class:`RegistryUnavailableError` propagates so the sink
-retries the whole batch later without moving.
+Records are read with the shipped ``ErpCommand`` schema as reader schema and kept as the dicts
+fastavro returns, checked against the model's constraints without building the model
+(``connectors.ledger.commands``); only a record that fails a check goes through pydantic, for its
+exact error message. Undecodable bytes, an unknown schema id or a record that breaks the
+``ErpCommand`` model are the record's fault: it is dead-lettered with a reason and the rest of the
+batch goes on. An unreachable schema registry is not the record's fault:
+:class:`RegistryUnavailableError` propagates so the sink retries the whole batch later without moving.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import Message
 
+from connectors.ledger.commands import check_command, record_of
 from connectors.ledger.writer import CommandRecord
+from schemas.loader import schema_for_model
 from schemas.models.erp import ErpCommand
 from streams.errors import (
     CorruptRecordError,
@@ -28,6 +33,8 @@ from streams.serde import AvroSerde
 __all__ = ["DecodeFailure", "decode_batch", "reason_for_serde_error"]
 
 logger = logging.getLogger(__name__)
+
+_READER = schema_for_model(ErpCommand)
 
 
 @dataclass(frozen=True)
@@ -72,9 +79,15 @@ def decode_batch(
             failures.append(DecodeFailure(message, "EMPTY_RECORD", empty.at(topic, partition, offset)))
             continue
         try:
-            command = serde.decode_model(value, ErpCommand, topic=topic, partition=partition, offset=offset)
-            if not isinstance(command, ErpCommand):  # the serde returns the model asked for
-                raise InvalidRecordError(f"expected ErpCommand, got {type(command).__name__}")
+            _, command = serde.decode(
+                value, reader_schema=_READER, topic=topic, partition=partition, offset=offset
+            )
+            if check_command(command) is not None:
+                # The model's own validation names the problem; it raises InvalidRecordError.
+                model = serde.decode_model(value, ErpCommand, topic=topic, partition=partition, offset=offset)
+                if not isinstance(model, ErpCommand):  # the serde returns the model asked for
+                    raise InvalidRecordError(f"expected ErpCommand, got {type(model).__name__}")
+                command = record_of(model)
         except RegistryUnavailableError:
             raise
         except SerdeError as exc:

@@ -274,7 +274,7 @@ class ErpSink:
         metrics, stats = self.metrics, self.stats
         metrics.batch_size.observe(len(messages))
         for record in outcome.applied:
-            metrics.applied.labels(record.command.command_type.value).inc()
+            metrics.applied.labels(record.command_type).inc()
         metrics.duplicates.inc(len(outcome.duplicates))
         metrics.rows_written.inc(outcome.rows_written)
         for (topic, partition), offset in offsets.items():

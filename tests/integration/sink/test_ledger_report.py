@@ -48,7 +48,7 @@ def reported_ledger(stack_settings: Settings) -> str:
     ]
     with connect(ledger, autocommit=True) as connection:
         LedgerWriter(connection).apply(
-            [CommandRecord(c, "t", 0, i) for i, c in enumerate(commands)], {("t", 0): len(commands)}, "g"
+            [CommandRecord.of(c, "t", 0, i) for i, c in enumerate(commands)], {("t", 0): len(commands)}, "g"
         )
     return ledger
 

@@ -26,7 +26,7 @@ def writer(ledger_db: str) -> Iterator[LedgerWriter]:
 
 
 def records(commands, start: int = 0, partition: int = 0) -> list[CommandRecord]:
-    return [CommandRecord(c, TOPIC, partition, start + i) for i, c in enumerate(commands)]
+    return [CommandRecord.of(c, TOPIC, partition, start + i) for i, c in enumerate(commands)]
 
 
 def apply(writer: LedgerWriter, commands, start: int = 0) -> ApplyOutcome:
@@ -44,7 +44,7 @@ def test_every_command_type_writes_its_rows(writer: LedgerWriter, ledger_db: str
         f.command("c-case", f.case("case-1", 1, CollectionsCaseStatus.OPEN)),
     ]
     outcome = apply(writer, commands)
-    assert [r.command.command_id for r in outcome.applied] == [c.command_id for c in commands]
+    assert [r.command_id for r in outcome.applied] == [c.command_id for c in commands]
     assert outcome.duplicates == [] and outcome.rejected == [] and not outcome.slow_path
     # 6 applied-command rows, 14 payload rows, 2 new customers.
     assert outcome.rows_written == 22
@@ -156,7 +156,7 @@ def test_a_rejected_command_leaves_the_rest_of_the_batch(writer: LedgerWriter, l
     assert outcome.slow_path
     assert len(outcome.applied) == 30
     [(record, rejection)] = outcome.rejected
-    assert record.command.command_id == "c-bad" and record.offset == 10
+    assert record.command_id == "c-bad" and record.offset == 10
     assert rejection.reason_code == "UNBALANCED_ENTRY"
     assert "je-bad does not balance" in str(rejection)
     assert seen == [outcome]  # the hook saw the rejection before commit

@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import pytest
 
+from connectors.ledger.commands import record_of
 from connectors.sink.decode import decode_batch, reason_for_serde_error
 from schemas.models.events import PaymentFailed
 from streams.errors import (
@@ -68,7 +69,8 @@ def test_commands_decode_and_failures_are_set_aside_in_order(serde: AvroSerde) -
         FakeMessage(serde.serialize(TOPIC, good[2]), 6),
     ]
     records, failures = decode_batch(serde, messages)  # type: ignore[arg-type]
-    assert [r.command for r in records] == good
+    assert [r.command for r in records] == [record_of(command) for command in good]
+    assert [r.command_id for r in records] == [command.command_id for command in good]
     assert [r.offset for r in records] == [0, 2, 6]
     assert [(fail.message.offset(), fail.reason_code) for fail in failures] == [
         (1, "CORRUPT_RECORD"),
@@ -81,8 +83,10 @@ def test_commands_decode_and_failures_are_set_aside_in_order(serde: AvroSerde) -
 
 def test_an_unreachable_registry_is_not_the_records_fault() -> None:
     class Down(AvroSerde):
-        def decode_model(self, *args: object, **kwargs: object) -> NoReturn:
+        def decode(self, *args: object, **kwargs: object) -> NoReturn:
             raise RegistryUnavailableError("schema registry unreachable")
+
+        decode_model = decode
 
     down = Down.__new__(Down)
     with pytest.raises(RegistryUnavailableError):
