@@ -16,25 +16,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
+from bench.common import bench_settings
 from connectors.producers.encoding import compile_record, encode_framed
 from connectors.producers.publisher import Publisher
 from schemas.loader import schema_for_model
 from schemas.models import UsageRecorded
 from streams.clients import admin_client, producer
-from streams.errors import StackError
 from streams.provisioning import ensure_topics
 from streams.serde import AvroSerde
-from streams.settings import Settings, load_settings
-from streams.stack import EmbeddedStack
+from streams.settings import Settings
 from streams.topics import TopicCatalog
 from streams.wire import frame
 
@@ -183,18 +180,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the best of each side counts")
     args = parser.parse_args()
     logging.getLogger("librdkafka").setLevel(logging.CRITICAL)
-    try:
-        settings = load_settings().with_embedded_endpoints()
+    with bench_settings() as settings:
         print(json.dumps(run(settings, args.n, args.rounds), indent=2))
-    except StackError:
-        with tempfile.TemporaryDirectory(prefix="bench-") as home:
-            stack = EmbeddedStack(Path(home))
-            try:
-                stack.up()
-                settings = load_settings(home=Path(home)).with_embedded_endpoints()
-                print(json.dumps(run(settings, args.n, args.rounds), indent=2))
-            finally:
-                stack.down()
 
 
 if __name__ == "__main__":

@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from psycopg import sql
 from pydantic import SecretStr
 
+from bench.common import bench_settings
 from connectors.ledger.database import connect, create_database, drop_database
 from connectors.ledger.migrate import migrate
 from connectors.ledger.rows import (
@@ -55,11 +54,9 @@ from schemas.models.erp import (
 )
 from schemas.models.events import InvoiceLine
 from streams.clients import admin_client, producer
-from streams.errors import StackError
 from streams.provisioning import ensure_topics
 from streams.serde import AvroSerde
-from streams.settings import DatabaseSettings, Settings, load_settings
-from streams.stack import EmbeddedStack
+from streams.settings import DatabaseSettings, Settings
 from streams.topics import TopicSpec
 
 __all__ = ["make_commands", "run"]
@@ -246,18 +243,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2000, help="the sink's batch size")
     args = parser.parse_args()
     logging.getLogger("librdkafka").setLevel(logging.CRITICAL)
-    try:
-        settings = load_settings().with_embedded_endpoints()
+    with bench_settings() as settings:
         print(json.dumps(run(settings, args.n, args.batch_size), indent=2))
-    except StackError:
-        with tempfile.TemporaryDirectory(prefix="bench-") as home:
-            stack = EmbeddedStack(Path(home))
-            try:
-                stack.up()
-                settings = load_settings(home=Path(home)).with_embedded_endpoints()
-                print(json.dumps(run(settings, args.n, args.batch_size), indent=2))
-            finally:
-                stack.down()
 
 
 if __name__ == "__main__":
