@@ -148,6 +148,9 @@ class LedgerRows:
 
 
 def _record(command: Command) -> CommandDict:
+    # dict first: the sink's hot path; pydantic's isinstance check costs more than it looks.
+    if type(command) is dict:
+        return command
     return record_of(command) if isinstance(command, ErpCommand) else command
 
 

@@ -15,7 +15,7 @@ rest of the batch lands.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -62,6 +62,7 @@ _UPSERT_NEWER = {
     "revenue_schedules": '(EXCLUDED.issued_at, EXCLUDED.command_id COLLATE "C") > '
     '(t.issued_at, t.command_id COLLATE "C")',
 }
+_STAGE = "applied_commands_stage"
 _APPLIED_TYPES = ("text", "text", "text", "text", "text", "text", "timestamptz", "text", "int4", "int8")
 
 
@@ -139,6 +140,7 @@ class LedgerWriter:
     def __init__(self, connection: Connection) -> None:
         """Write through ``connection``, which must be in autocommit mode (transactions are explicit)."""
         self.connection = connection
+        self._staged = False
 
     def stored_offsets(self, group: str, topic: str) -> dict[int, int]:
         """Return ``partition -> next offset`` stored for ``group`` on ``topic``.
@@ -188,6 +190,7 @@ class LedgerWriter:
                 rejection.offset = record.offset
                 outcome.rejected.append((record, rejection))
         try:
+            self._ensure_stage()
             try:
                 return self._fast(prepared, offsets, group, outcome, before_commit)
             except psycopg.Error as exc:
@@ -214,7 +217,7 @@ class LedgerWriter:
     ) -> ApplyOutcome:
         outcome = ApplyOutcome(duplicates=list(base.duplicates), rejected=list(base.rejected))
         with self.connection.transaction():
-            new_ids = self._insert_applied(prepared)
+            new_ids = self._insert_applied(prepared, staged=True)
             batch_rows = LedgerRows()
             for record in prepared:
                 if record.command_id in new_ids:
@@ -269,22 +272,52 @@ class LedgerWriter:
 
     # -- statements --------------------------------------------------------------------------
 
-    def _insert_applied(self, records: Iterable[CommandRecord]) -> set[str]:
+    def _insert_applied(self, records: Sequence[CommandRecord], staged: bool = False) -> set[str]:
+        """Record the commands' ids as applied; return the ids that were new.
+
+        ``staged`` (once per transaction, the fast path): the rows are copied into a temporary
+        table and inserted from there, because binding a batch as arrays costs more client time
+        than all the rows of the batch cost to ``COPY`` (measured with py-spy).
+        """
         rows = [applied_row(r.command, r.topic, r.partition, r.offset) for r in records]
         if not rows:
             return set()
-        columns = COLUMNS["applied_commands"]
+        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS["applied_commands"]))
+        if staged:
+            with self.connection.cursor().copy(
+                sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(_STAGE), columns)
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            query = sql.SQL(
+                "INSERT INTO applied_commands ({columns}) SELECT {columns} FROM {stage} "
+                "ON CONFLICT (command_id) DO NOTHING RETURNING command_id"
+            ).format(columns=columns, stage=sql.Identifier(_STAGE))
+            return {str(row[0]) for row in self.connection.execute(query).fetchall()}
         query = sql.SQL(
             "INSERT INTO applied_commands ({columns}) SELECT * FROM unnest({arrays}) "
             "ON CONFLICT (command_id) DO NOTHING RETURNING command_id"
         ).format(
-            columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+            columns=columns,
             arrays=sql.SQL(", ").join(
                 sql.SQL("{}::{}[]").format(sql.Placeholder(), sql.SQL(kind)) for kind in _APPLIED_TYPES
             ),
         )
         arrays = [list(values) for values in zip(*rows, strict=True)]
         return {str(row[0]) for row in self.connection.execute(query, arrays).fetchall()}
+
+    def _ensure_stage(self) -> None:
+        if self._staged:
+            return
+        # Per session, emptied by every commit (and a rollback discards what a batch copied).
+        # Created outside any batch transaction (autocommit), so a rolled-back batch cannot undo it.
+        self.connection.execute(
+            sql.SQL(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE applied_commands INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS"
+            ).format(sql.Identifier(_STAGE))
+        )
+        self._staged = True
 
     def _write(self, rows: LedgerRows, commands: Sequence[CommandDict]) -> int:
         """Write ``rows`` and the commands' customers; return how many rows were inserted or updated."""
