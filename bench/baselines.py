@@ -16,6 +16,7 @@ import argparse
 import io
 import logging
 import os
+import sys
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -182,7 +183,9 @@ def plain_faust(kafka: KafkaSettings, source: str, sink: str, n: int, schema_id:
                 # and can hang on the embedded broker, and there is nothing left to keep.
                 os._exit(0)
 
-    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
+    # Faust writes terminal control codes to its stdout even when it is not a terminal; they would
+    # land in front of the one JSON line the harness reads.
+    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False, stdout=sys.stderr)
     logging.getLogger().setLevel(logging.WARNING)
     worker.execute_from_commandline()
 

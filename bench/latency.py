@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +105,9 @@ class _LedgerPoller(threading.Thread):
                 ).fetchall()
                 now = time.time()
                 for command_id, source_event_id, applied_at in rows:
-                    if command_id not in self.seen:
-                        self.seen[command_id] = (source_event_id, now)
-                    watermark = max(watermark, float(applied_at))
+                    if str(command_id) not in self.seen:
+                        self.seen[str(command_id)] = (str(source_event_id), now)
+                    watermark = max(watermark, float(str(applied_at)))
                 self._stop_event.wait(LEDGER_POLL_S)
 
     def stop(self) -> None:
@@ -145,7 +145,8 @@ def _publish_paced(
         for index, emission in enumerate(emissions):
             if index == warmup:
                 publisher.flush()
-                _wait(lambda: bool(poller.seen), 120, "the warm-up's first command in the ledger", services)
+                raw.flush(30)
+                _wait(_drained(services[0], poller, canonical), 120, "the warm-up in the ledger", services)
                 started = time.perf_counter() - index / rate
             ahead = started + index / rate - time.perf_counter()
             if ahead > 0.001:
@@ -178,6 +179,17 @@ def _wait(condition: Any, timeout_s: float, what: str, services: list[ChildServi
             return
         time.sleep(0.1)
     raise RuntimeError(f"timed out after {timeout_s:g}s waiting for {what}")
+
+
+def _drained(worker: ChildService, poller: _LedgerPoller, n: int) -> Callable[[], bool]:
+    """Whether ``n`` canonical records are settled and every command emitted so far is in the ledger."""
+
+    def check() -> bool:
+        page = scrape(worker)
+        commands = total(page, "revstream_processor_erp_commands_total")
+        return settled(page) >= n and len(poller.seen) >= commands
+
+    return check
 
 
 def _read_all(settings: Settings, topic: str) -> list[Message]:
@@ -235,13 +247,8 @@ def run(settings: Settings, simulation: Simulation, rate: float, logs: Path) -> 
             n, measured, achieved = _publish_paced(
                 settings, ns, simulation, rate, produced_at, poller, services
             )
-
-            def drained() -> bool:
-                page = scrape(worker)
-                commands = total(page, "revstream_processor_erp_commands_total")
-                return settled(page) >= n and len(poller.seen) >= commands
-
-            _wait(drained, DRAIN_DEADLINE_S, "every record settled and every command in the ledger", services)
+            what = "every record settled and every command in the ledger"
+            _wait(_drained(worker, poller, n), DRAIN_DEADLINE_S, what, services)
         finally:
             poller.stop()
             stop_all(services)

@@ -1,0 +1,41 @@
+"""``python -m bench`` (``make bench``): every contender side by side on the embedded stack.
+
+Writes ``bench/results/<timestamp>.json`` and ``latest.json``, ``latest.md`` (also printed) and
+``latest.png``. Uses the running embedded stack (or ``REVSTREAM_*`` settings), else starts a
+temporary one. ``--quick`` uses tiny sizes (a smoke of the harness, figures meaningless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+from bench.common import REPO_ROOT, bench_settings
+from bench.harness import FULL, QUICK, benchmark
+from bench.report import markdown, write
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+
+def main() -> None:
+    """Run the benchmark and print the Markdown table."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median counts)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, not speed")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="output folder")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s bench: %(message)s")
+    logging.getLogger("librdkafka").setLevel(logging.CRITICAL)
+    with bench_settings() as settings, tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
+        results = benchmark(settings, QUICK if args.quick else FULL, args.runs, Path(logs))
+    paths = write(results, args.out)
+    print(markdown(results))
+    print(f"results: {paths['json']}  table: {paths['markdown']}  plot: {paths['plot']}")
+
+
+if __name__ == "__main__":
+    main()
