@@ -3,15 +3,18 @@
 Writes ``bench/results/<timestamp>.json`` and ``latest.json``, ``latest.md`` (also printed) and
 ``latest.png``. Uses the running embedded stack (or ``REVSTREAM_*`` settings), else starts a
 temporary one. ``--quick`` uses tiny sizes (a smoke of the harness, figures meaningless).
+``--dedupe-rss`` measures only a worker's memory as its dedupe state grows (``dedupe_rss.json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import tempfile
 from pathlib import Path
 
+from bench import dedupe_rss
 from bench.common import REPO_ROOT, bench_settings
 from bench.harness import FULL, QUICK, benchmark
 from bench.report import markdown, write
@@ -27,9 +30,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median counts)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, not speed")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="output folder")
+    parser.add_argument(
+        "--dedupe-rss", action="store_true", help="only measure a worker's RSS as its dedupe state grows"
+    )
+    parser.add_argument("--dedupe-ids", type=int, default=5_000_000, help="distinct ids for --dedupe-rss")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s bench: %(message)s")
     logging.getLogger("librdkafka").setLevel(logging.CRITICAL)
+    if args.dedupe_rss:
+        with bench_settings() as settings, tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
+            figures = dedupe_rss.run(settings, args.dedupe_ids, Path(logs))
+        args.out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(figures, indent=2)
+        (args.out / "dedupe_rss.json").write_text(text + "\n", encoding="utf-8")
+        print(text)
+        return
     with bench_settings() as settings, tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
         results = benchmark(settings, QUICK if args.quick else FULL, args.runs, Path(logs))
     paths = write(results, args.out)
