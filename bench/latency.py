@@ -33,6 +33,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartitio
 
 from bench.pipeline import (
     Namespace,
+    Samples,
     check_running,
     namespace,
     scrape,
@@ -192,6 +193,18 @@ def _drained(worker: ChildService, poller: _LedgerPoller, n: int) -> Callable[[]
     return check
 
 
+def _batches(page: Samples) -> dict[str, float]:
+    """How the worker batched: count, mean records and mean seconds per batch (its own histograms)."""
+    count = total(page, "revstream_processor_batch_seconds_count")
+    if not count:
+        return {"count": 0}
+    return {
+        "count": count,
+        "mean_records": round(total(page, "revstream_processor_batch_size_records_sum") / count, 1),
+        "mean_seconds": round(total(page, "revstream_processor_batch_seconds_sum") / count, 4),
+    }
+
+
 def _read_all(settings: Settings, topic: str) -> list[Message]:
     """Every record of ``topic`` from its beginning to its current end."""
     reader = consumer(settings.kafka, f"bench-read-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
@@ -249,6 +262,7 @@ def run(settings: Settings, simulation: Simulation, rate: float, logs: Path) -> 
             )
             what = "every record settled and every command in the ledger"
             _wait(_drained(worker, poller, n), DRAIN_DEADLINE_S, what, services)
+            page = scrape(worker)
         finally:
             poller.stop()
             stop_all(services)
@@ -277,5 +291,6 @@ def run(settings: Settings, simulation: Simulation, rate: float, logs: Path) -> 
         "to_command_topic_all": percentiles(to_topic),
         "to_ledger_first_pass": percentiles(to_ledger),
         "parked_events": len(parked - {None}),
+        "worker_batches": _batches(page),
         "ledger_poll_s": LEDGER_POLL_S,
     }

@@ -40,6 +40,7 @@ from streams.topics import TopicCatalog
 __all__ = [
     "Namespace",
     "ProcessSampler",
+    "Samples",
     "consumed",
     "first_output_time",
     "namespace",
