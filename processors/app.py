@@ -2,9 +2,9 @@
 
 :func:`build_app` returns a :class:`ProcessorApp`: the ``faust.App`` (no autodiscovery), its
 tables (dedupe, reconciliation, ledger: RocksDB store plus changelog topics, under the worker's
-data dir), the master-data global tables and their feeding agent, the event agent that runs the
-canonical and retry topics through the pipeline in batches, a timer that runs parked records when
-they are due, and ``/metrics`` on the worker's web port.
+data dir), the master-data global tables, the event agent that runs the master-data, canonical
+and retry topics through the pipeline in batches, a timer that runs parked records when they are
+due, and ``/metrics`` on the worker's web port.
 
 Broker, credentials and session timeout come from :class:`streams.settings.KafkaSettings`; the
 consumer group (Faust's app id) from the worker settings (``<namespace>-processors`` by default),
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import faust
 from faust.types import TP
@@ -28,14 +28,12 @@ from processors.agents.dedupe import DEDUPE
 from processors.agents.ledger import LEDGER, RECON
 from processors.agents.master import MasterData
 from processors.agents.pipeline import Pipeline
-from processors.consumer import BatchRoute, BatchTransport, check_faust_version
+from processors.consumer import BatchConsumer, BatchRoute, BatchTransport, check_faust_version
 from processors.errors import WorkerConfigError
 from processors.metrics import ProcessorMetrics
 from processors.outputs import OutputProducer
 from processors.state import PartitionedTable
 from schemas.names import EVENT_TYPES
-from streams.deadletter import Failure, SourceRecord, dead_letter_headers
-from streams.errors import SerdeError
 from streams.serde import AvroSerde
 from streams.settings import KafkaSettings, Settings
 from streams.topics import TopicCatalog, catalog_for
@@ -175,8 +173,13 @@ def build_app(
         state_table(RECON),
         state_table(LEDGER),
     ]
-    outputs = OutputProducer(settings.kafka, watch_topics=[table.changelog_topic for table in tables])
     master = MasterData(app, catalog, serde)
+    outputs = OutputProducer(
+        settings.kafka,
+        watch_topics=[table.changelog_topic for table in tables]
+        + [PartitionedTable(table).changelog_topic for table in master.tables()],
+        idempotent=not settings.embedded,
+    )
     pipeline = Pipeline(
         catalog=catalog,
         worker=worker,
@@ -186,15 +189,22 @@ def build_app(
         master=master,
         outputs=outputs,
     )
+    batch_topics = [
+        *master.kind_of_topic,
+        *(catalog.event_topic(event_type) for event_type in EVENT_TYPES),
+        catalog.retry_topic,
+    ]
+    input_topics = frozenset(batch_topics) - {catalog.retry_topic}
     agent = EventAgent(
         pipeline=pipeline,
-        tables=tables,
+        tables=[*tables, *(PartitionedTable(table) for table in master.tables())],
         outputs=outputs,
         metrics=metrics,
         retry_topic=catalog.retry_topic,
         ack=lambda message: app.consumer.ack(message),
+        lagging=lambda: cast(BatchConsumer, app.consumer).lagging(input_topics),
+        batch_size=worker.batch_size,
     )
-    batch_topics = [catalog.event_topic(event_type) for event_type in EVENT_TYPES] + [catalog.retry_topic]
     # Registering the topics with the conductor subscribes the consumer to them; their records then
     # take the batch path instead of a stream.
     app.topics.add(app.topic(*batch_topics, key_type=bytes, value_type=bytes))
@@ -205,32 +215,7 @@ def build_app(
 
 
 def _wire(built: ProcessorApp) -> None:
-    app, agent, outputs, master = built.app, built.agent, built.outputs, built.master
-
-    @app.agent(master.topic, name="master-data")
-    async def master_data(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                master.apply(message.topic, message.key, message.value)
-            except SerdeError as exc:
-                source = SourceRecord(
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    message.key,
-                    message.value,
-                    tuple(message.headers or ()),
-                )
-                failure = Failure.from_exception("decode", "UNREADABLE_MASTER_DATA", exc, built.group_id)
-                outputs.produce(
-                    built.catalog.deadletter_topic("decode"),
-                    message.key,
-                    message.value,
-                    dead_letter_headers(source, failure),
-                )
-                built.metrics.dead_letters.labels("decode", "UNREADABLE_MASTER_DATA").inc()
-                await outputs.delivered()
+    app, agent = built.app, built.agent
 
     @app.timer(RETRY_TICK_S, name="retry-due")
     async def retry_due() -> None:

@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 FAUST_VERSION: Final = "0.15.3"
 _PROBE_TIMEOUT_S: Final = 10.0
+_SETTLE_S: Final = 1.0
 
 BatchHandler = Callable[[Mapping[TP, list[Any]]], Awaitable[None]]
 """Processes ``{TP: [faust Message]}`` and acknowledges what it finished."""
@@ -117,6 +118,10 @@ def true_end_offsets(kafka: KafkaSettings, reported: Mapping[TP, int]) -> dict[T
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with the batch path and the end-offset correction (module docstring)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_seen: dict[TP, tuple[int | None, float]] = {}
+
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         """Return the partitions' end offsets, corrected on brokers that under-report them."""
         reported = await super().highwaters(*partitions)
@@ -125,6 +130,36 @@ class BatchConsumer(faust_aiokafka.Consumer):
             return reported
         kafka = route.kafka_for_probe
         return await asyncio.get_running_loop().run_in_executor(None, true_end_offsets, kafka, reported)
+
+    async def lagging(self, topics: frozenset[str]) -> set[TP]:
+        """Return the assigned partitions of ``topics`` that have records not read yet.
+
+        A partition whose end is not known yet (no fetch answered since the assignment) counts as
+        lagging. One whose last read offset trails its end while the fetch position has reached it,
+        and stays so for ``_SETTLE_S``, ends in records no consumer gets (transaction markers) and
+        counts as caught up.
+        """
+        behind: set[TP] = set()
+        now = time.monotonic()
+        for tp in self.assignment():
+            if tp.topic not in topics:
+                continue
+            end = self.highwater(tp)
+            if end is None or end < 0:
+                behind.add(tp)
+                continue
+            read = self._read_offset.get(tp)
+            if end == 0 or (read is not None and read + 1 >= end):
+                continue
+            seen = self._read_seen.get(tp)
+            if seen is None or seen[0] != read:
+                self._read_seen[tp] = (read, now)
+                behind.add(tp)
+                continue
+            position = await self.position(tp)
+            if position is None or position < end or now - seen[1] < _SETTLE_S:
+                behind.add(tp)
+        return behind
 
     def _route(self) -> BatchRoute | None:
         route: BatchRoute | None = getattr(self.app, "batch_route", None)

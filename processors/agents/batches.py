@@ -15,6 +15,9 @@ implies were delivered in step 2). A crash after 4 loses nothing.
 Parked records read back from the retry topic before they are due wait here, unacknowledged (so
 a crash re-reads them), and a timer runs them through the same lane when due; nothing waits in a
 source partition, and no partition's fetching stops for them.
+
+Fetched events wait in an :class:`processors.agents.ordering.InputBuffer` (unacknowledged) until
+their turn: master data first, then timestamp order per partition number across the topics.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from processors.agents.ordering import InputBuffer
 from processors.agents.pipeline import BatchContext, Pipeline
 from processors.agents.retry import Parked, read_parked
 from processors.errors import InvalidRetryRecordError
@@ -53,16 +57,17 @@ class _Waiting:
 
 @dataclass
 class _Work:
+    master: list[Any] = field(default_factory=list)
     fresh: list[Any] = field(default_factory=list)
     due: list[_Waiting] = field(default_factory=list)
     invalid: list[Any] = field(default_factory=list)
 
     @property
     def messages(self) -> list[Any]:
-        return [*self.fresh, *(w.message for w in self.due), *self.invalid]
+        return [*self.master, *self.fresh, *(w.message for w in self.due), *self.invalid]
 
     def __bool__(self) -> bool:
-        return bool(self.fresh or self.due or self.invalid)
+        return bool(self.master or self.fresh or self.due or self.invalid)
 
 
 class EventAgent:
@@ -77,6 +82,8 @@ class EventAgent:
         metrics: ProcessorMetrics,
         retry_topic: str,
         ack: Any,
+        lagging: Any = None,
+        batch_size: int = 5000,
     ) -> None:
         self.pipeline = pipeline
         self.tables = list(tables)
@@ -87,14 +94,23 @@ class EventAgent:
         self._lane = asyncio.Lock()
         self._waiting: list[_Waiting] = []
         self._sequence = 0
+        self._lagging: Callable[[], Awaitable[set[Any]]] = lagging or _nothing_lagging
+        self._input = InputBuffer()
+        self.batch_size = batch_size
 
     async def on_batch(self, batches: Mapping[Any, list[Any]]) -> None:
         """Process one fetch's records (``{TP: [message]}``) and acknowledge them."""
         work = _Work()
         now_ms = int(time.time() * 1000)
+        master_topics = self.pipeline.master.kind_of_topic
+        for tp, messages in batches.items():
+            if tp.topic in master_topics:
+                work.master.extend(messages)
+            elif tp.topic != self.retry_topic:
+                self._input.add(tp, messages)
+        work.fresh = await self._release()
         for tp, messages in batches.items():
             if tp.topic != self.retry_topic:
-                work.fresh.extend(messages)
                 continue
             for message in messages:
                 headers, parked = read_parked(message.headers)
@@ -107,11 +123,31 @@ class EventAgent:
                 else:
                     heapq.heappush(self._waiting, waiting)
         self.metrics.parked_in_memory.set(len(self._waiting))
-        if work:
-            await self._run(work)
+        await self._run_in_chunks(work)
+
+    async def _run_in_chunks(self, work: _Work) -> None:
+        # Events held back while master data caught up come out at once: run them in batches of
+        # the configured size, so that no single batch holds the whole backlog.
+        size = self.batch_size
+        first = _Work(master=work.master, fresh=work.fresh[:size], due=work.due, invalid=work.invalid)
+        if first:
+            await self._run(first)
+        for start in range(size, len(work.fresh), size):
+            await self._run(_Work(fresh=work.fresh[start : start + size]))
+
+    async def _release(self) -> list[Any]:
+        if not len(self._input):
+            return []
+        behind = await self._lagging()
+        master_topics = self.pipeline.master.kind_of_topic
+        master_behind = any(tp.topic in master_topics for tp in behind)
+        return self._input.release([tp for tp in behind if tp.topic not in master_topics], master_behind)
 
     async def run_due(self) -> None:
-        """Run the parked records that have become due (called by a timer)."""
+        """Run held-back events once master data caught up, and parked records that are due (a timer)."""
+        released = await self._release()
+        if released:
+            await self._run_in_chunks(_Work(fresh=released))
         now_ms = int(time.time() * 1000)
         if not self._waiting or self._waiting[0].not_before_ms > now_ms:
             return
@@ -124,6 +160,7 @@ class EventAgent:
     async def on_revoked(self, revoked: set[Any]) -> None:
         """Finish the batch in progress and forget parked records of partitions no longer ours."""
         async with self._lane:
+            self._input.drop(revoked)
             kept = [w for w in self._waiting if (w.message.topic, w.message.partition) not in _pairs(revoked)]
             self._waiting = kept
             heapq.heapify(self._waiting)
@@ -140,6 +177,7 @@ class EventAgent:
             for attempt in range(len(_REGISTRY_BACKOFF_S) + 1):
                 try:
                     await self._run_once(work)
+                    self._input.rearm()
                     return
                 except RegistryUnavailableError as exc:
                     if attempt == len(_REGISTRY_BACKOFF_S):
@@ -151,8 +189,10 @@ class EventAgent:
     async def _run_once(self, work: _Work) -> None:
         started = time.perf_counter()
         pipeline = self.pipeline
-        pipeline.decoder.prefetch(message.value for message in work.messages)
+        pipeline.decoder.prefetch(message.value for message in [*work.fresh, *(w.message for w in work.due)])
         ctx = BatchContext(state=StateBatch(self.tables))
+        for message in work.master:
+            pipeline.process_master(message, ctx)
         for message in work.fresh:
             pipeline.process(message, ctx)
         for waiting in work.due:
@@ -183,6 +223,14 @@ class EventAgent:
         ingest_latency = metrics.latency_ingest_time.observe
         for moment in ctx.ingest_times:
             ingest_latency(max(now - moment, 0.0))
+
+
+async def _nothing_lagging() -> set[Any]:
+    return set()
+
+
+def _timestamp(message: Any) -> float:
+    return float(message.timestamp or 0.0)
 
 
 def _pairs(tps: set[Any]) -> set[tuple[str, int]]:

@@ -1,11 +1,13 @@
 """Master data in Faust global tables, fed from the compacted master-data topics.
 
-An agent reads the master-data topics (their partitions are shared between workers like any
-other) and writes each record that is newer than what the table holds (``master_newer``: version,
-then ``updated_at``) into the ``GlobalTable`` of its kind; Faust replicates a global table to every
-worker through its changelog. Values stay the Avro bytes the producers wrote; decoded models are
-cached per id, and the cache follows both this worker's writes and the changelog records Faust
-applies from the other workers.
+The master-data topics are read on the batch path like the events (their partitions are shared
+between workers, co-partitioned with the rest), and a fetch's master-data records are applied
+before its events, so that an event published after its customer does not wait for it. A record
+newer than what the table holds (``master_newer``: version, then ``updated_at``) is written to the
+``GlobalTable`` of its kind with the batch's state; Faust replicates a global table to every worker
+through its changelog. Values stay the Avro bytes the producers wrote; decoded models are cached per
+id, and the cache follows both this worker's writes and the changelog records Faust applies from the
+other workers.
 
 Measured facts this relies on (faust-streaming 0.15.3): a global table whose ``changelog_topic`` is
 set to the master topic itself breaks Faust's partition assignor (it looks the changelog up by its
@@ -131,13 +133,6 @@ class MasterData:
             )
             self.lookups[kind] = lookup
             self.kind_of_topic[catalog.master_topic(kind)] = kind
-        self.topic = app.topic(
-            *self.kind_of_topic,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
         self.view = MasterView(
             customers=self.lookups["customer"],
             products=self.lookups["product"],
@@ -151,26 +146,36 @@ class MasterData:
 
         return on_changelog_event
 
-    def apply(self, topic: str, key: bytes | None, value: bytes | None) -> bool:
-        """Store one record read from master-data ``topic`` if it is newer; return whether it was.
+    def tables(self) -> list[Any]:
+        """The global tables, one per kind."""
+        return [lookup.table for lookup in self.lookups.values()]
 
-        Must run inside the agent's stream iteration (Faust writes the table's changelog to the
-        partition of the record being processed). A tombstone removes the id.
+    def apply(self, message: Any, state: Any) -> bool:
+        """Store one master-data record if it is newer than what is stored; return whether it was.
+
+        ``state`` is the batch's :class:`processors.state.StateBatch`: the record is written to the
+        global table's partition of the record (its changelog reaches the other workers) with the
+        batch. The decoded cache is updated at once, so later events of the same batch see it. A
+        tombstone removes the id.
 
         Raises:
-            SerdeError: when the record cannot be decoded (the agent dead-letters it).
+            SerdeError: when the record cannot be decoded (the caller dead-letters it).
         """
-        lookup = self.lookups[self.kind_of_topic[topic]]
+        lookup = self.lookups[self.kind_of_topic[message.topic]]
+        key: bytes | None = message.key
         if key is None:
             return False
-        if value is None:
-            lookup.table.pop(key, None)
+        name = lookup.table.name
+        if message.value is None:
+            state.put(name, message.partition, key, None)
             lookup.on_record(key, None)
             return True
-        incoming = lookup.decode_strict(value)
-        current = lookup.get(key.decode("utf-8", "replace"))
-        if current is not None and not master_newer(current, incoming):
+        incoming = lookup.decode_strict(message.value)
+        # Compared with what is stored, not with the cache, so that a batch processed again after
+        # a failure writes what it did not get to write the first time.
+        stored = state.get(name, message.partition, key)
+        if stored is not None and not master_newer(lookup.decode_strict(stored), incoming):
             return False
-        lookup.table[key] = value
-        lookup.on_record(key, value)
+        state.put(name, message.partition, key, message.value)
+        lookup.on_record(key, message.value)
         return True

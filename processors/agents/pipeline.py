@@ -42,6 +42,7 @@ from processors.rules.dedupe import fingerprint
 from processors.rules.enrich import missing_master_data
 from schemas.models import AvroRecord, EventEnvelope
 from streams.deadletter import Failure, SourceRecord, dead_letter_headers
+from streams.errors import SerdeError
 from streams.serde import AvroSerde
 from streams.settings import WorkerSettings
 from streams.topics import TopicCatalog
@@ -54,6 +55,7 @@ DUPLICATE_ID_CONFLICT: Final = "DUPLICATE_ID_CONFLICT"
 MASTER_DATA_MISSING: Final = "MASTER_DATA_MISSING"
 INVOICE_NOT_FOUND: Final = "INVOICE_NOT_FOUND"
 PROCESSING_ERROR: Final = "PROCESSING_ERROR"
+UNREADABLE_MASTER_DATA: Final = "UNREADABLE_MASTER_DATA"
 
 _RULE_REASONS: Final[tuple[tuple[type[ProcessingError], str], ...]] = (
     (UnbalancedEntryError, "UNBALANCED_ENTRY"),
@@ -153,6 +155,15 @@ class Pipeline:
         if remember is not None:
             ctx.state.put(DEDUPE, partition, decoded.event.event_id.encode(), remember.encode())
         self._after_dedupe(decoded, message, source, None, now_ms, ctx)
+
+    def process_master(self, message: Any, ctx: BatchContext) -> None:
+        """Apply one master-data record (newer wins); an unreadable one is dead-lettered at decode."""
+        try:
+            applied = self.master.apply(message, ctx.state)
+        except SerdeError as exc:
+            self._dead_letter(ctx, _source(message), "decode", UNREADABLE_MASTER_DATA, exc)
+            return
+        ctx.tally.processed["master", "applied" if applied else "older"] += 1
 
     def process_parked(
         self, message: Any, parked: Parked, original_headers: Headers, ctx: BatchContext

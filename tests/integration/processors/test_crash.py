@@ -56,7 +56,7 @@ def reference(
     harness = new_harness()
     publish_simulation(simulation, harness.settings, harness.catalog)
     worker = worker_factory(harness.catalog.namespace, "reference", **RETRY_ENV).wait_ready()
-    outcome = wait_until(settled(harness, simulation.summary, worker), SETTLE_S, "the reference run", worker)
+    outcome = settled(harness, simulation.summary, worker)
     assert_matches_ground_truth(outcome, simulation.summary, duplicates_counted_by=worker)
     worker.stop()
     yield outcome
@@ -86,9 +86,7 @@ def test_a_worker_killed_mid_run_and_restarted_emits_the_same_commands(
     assert emitted_before_kill < len(reference.commands) + reference.repeated_commands, "killed too late"
     again = worker_factory(harness.catalog.namespace, "w1", **RETRY_ENV).wait_ready()
 
-    outcome = wait_until(
-        settled(harness, simulation.summary, again), SETTLE_S, "the run after the crash", again
-    )
+    outcome = settled(harness, simulation.summary, again)
     assert_same_commands(outcome, reference)
     assert_matches_ground_truth(outcome, simulation.summary, duplicates_counted_by=None)
     assert "ConsistencyError" not in again.log_path.read_text()
@@ -126,9 +124,8 @@ def test_two_workers_one_killed_the_other_takes_over(
 
     one.kill()
 
-    outcome = wait_until(
-        settled(harness, simulation.summary, two), SETTLE_S, "the run after the rebalance", two
-    )
-    assert two.metric("revstream_processor_assigned_partitions") == 3 * (10 + 1)
+    outcome = settled(harness, simulation.summary, two)
+    # Ten event topics, the retry topic and three master-data topics, three partitions each.
+    assert two.metric("revstream_processor_assigned_partitions") == 3 * (10 + 1 + 3)
     assert_same_commands(outcome, reference)
     assert_matches_ground_truth(outcome, simulation.summary, duplicates_counted_by=None)

@@ -19,6 +19,7 @@ from connectors.simulator.simulate import Simulation, simulate
 from tests.integration.processors.harness import Harness, WorkerProcess, wait_until
 from tests.integration.processors.outcome import Outcome, read_outcome
 
+SETTLE_S = 300.0
 RETRY_ENV = {
     # Master data that arrives late must still be waited for; master data that never arrives is
     # dead-lettered after about five seconds.
@@ -42,20 +43,39 @@ def expected_dead_letters(summary: dict[str, Any]) -> Counter[tuple[str, str]]:
     )
 
 
-def settled(harness: Harness, summary: dict[str, Any], worker: WorkerProcess) -> Callable[[], Outcome | None]:
+class Settled:
     """A condition: the outcome once every expected dead letter is out and the commands stop growing."""
-    last: dict[str, int] = {"commands": -1}
 
-    def check() -> Outcome | None:
-        outcome = read_outcome(harness)
-        done = (
-            outcome.dead_letters == expected_dead_letters(summary)
-            and len(outcome.commands) == last["commands"]
-        )
-        last["commands"] = len(outcome.commands)
+    def __init__(self, harness: Harness, summary: dict[str, Any]) -> None:
+        self.harness = harness
+        self.expected = expected_dead_letters(summary)
+        self.commands = -1
+        self.last: Outcome | None = None
+
+    def __call__(self) -> Outcome | None:
+        outcome = self.last = read_outcome(self.harness)
+        done = outcome.dead_letters == self.expected and len(outcome.commands) == self.commands
+        self.commands = len(outcome.commands)
         return outcome if done else None
 
-    return check
+    def describe(self) -> str:
+        """What was seen last, for a failure message."""
+        if self.last is None:
+            return "nothing read yet"
+        return (
+            f"{len(self.last.commands)} commands; dead letters {dict(self.last.dead_letters)}, "
+            f"expected {dict(self.expected)}"
+        )
+
+
+def settled(harness: Harness, summary: dict[str, Any], worker: WorkerProcess) -> Outcome:
+    """Wait until the run settled (see :class:`Settled`) and return its outcome."""
+    check = Settled(harness, summary)
+    try:
+        outcome: Outcome = wait_until(check, SETTLE_S, "the run to settle", worker)
+    except AssertionError as exc:
+        raise AssertionError(f"{check.describe()}\n{exc}") from None
+    return outcome
 
 
 def assert_matches_ground_truth(
@@ -91,8 +111,6 @@ def test_a_simulated_half_year_matches_the_ground_truth(
     worker = worker_factory(harness.catalog.namespace, **RETRY_ENV).wait_ready()
     publish_simulation(simulation, harness.settings, harness.catalog)
 
-    outcome = wait_until(
-        settled(harness, simulation.summary, worker), 180, "the simulation to be processed", worker
-    )
+    outcome = settled(harness, simulation.summary, worker)
 
     assert_matches_ground_truth(outcome, simulation.summary, duplicates_counted_by=worker)

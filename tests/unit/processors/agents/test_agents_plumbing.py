@@ -65,6 +65,7 @@ class FakeProducer:
     """Stands in for confluent-kafka's Producer: delivery reports are served on poll."""
 
     def __init__(self, fail_topics: frozenset[str] = frozenset()) -> None:
+        self.on_delivery: Any = None
         self.fail_topics = fail_topics
         self.pending: list[tuple[Any, Any]] = []
         self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, Any]]] = []
@@ -75,7 +76,7 @@ class FakeProducer:
         offset = self.offsets.get((topic, partition), -1) + 1
         self.offsets[topic, partition] = offset
         self.sent.append((topic, key, value, kwargs))
-        self.pending.append((kwargs["on_delivery"], FakeMessage(topic, partition, offset)))
+        self.pending.append((self.on_delivery, FakeMessage(topic, partition, offset)))
 
     def poll(self, timeout: float = 0) -> int:
         served, self.pending = self.pending, []
@@ -121,6 +122,7 @@ def test_the_overlay_reads_its_own_writes_and_writes_each_partition_once():
 
     producer = FakeProducer()
     outputs = OutputProducer(KafkaSettings(), watch_topics=[table.changelog_topic], producer=producer)
+    producer.on_delivery = outputs.on_delivery
     batch.write(outputs)
     batch.persist(asyncio.run(outputs.delivered()))
 
@@ -136,6 +138,7 @@ def test_the_overlay_reads_its_own_writes_and_writes_each_partition_once():
 def test_a_failed_delivery_surfaces_and_stops_further_output():
     producer = FakeProducer(fail_topics=frozenset({"ns.erp.commands"}))
     outputs = OutputProducer(KafkaSettings(), producer=producer)
+    producer.on_delivery = outputs.on_delivery
     outputs.produce("ns.erp.commands", b"C1", b"value")
     with pytest.raises(OutputDeliveryError, match="not enough replicas"):
         asyncio.run(outputs.delivered())

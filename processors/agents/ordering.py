@@ -1,0 +1,110 @@
+"""In what order fetched events are processed: timestamp-synchronised per partition number.
+
+A customer's events travel on ten topics, one partition each (co-partitioned by customer id).
+Kafka orders a partition, never two topics; a worker catching up on a backlog fetches, say, a
+year of invoices in one fetch and the first week of usage in the same one, and processing them as
+fetched would count every later usage record as "late", re-opening its reconciliation each time,
+and park payments whose invoice comes in a later fetch. So, like a Kafka Streams task, the records
+of one partition number are released in timestamp order, and a record only once every input
+partition of its number that still has unread records has buffered one at least as late (its
+"stream time" has passed the record). A partition that has no unread records does not hold anything
+back, and an unread partition with nothing fetched yet holds the others back for ``max_idle_s`` of
+fetching time at most. While this worker's master-data partitions
+still have unread records, events are held as a whole: master data first (bounded by ``max_held``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import time
+from collections.abc import Collection
+from typing import Any
+
+__all__ = ["InputBuffer"]
+
+logger = logging.getLogger(__name__)
+
+
+def _timestamp(message: Any) -> float:
+    return float(message.timestamp or 0.0)
+
+
+class InputBuffer:
+    """Fetched event records waiting for their turn (see the module docstring)."""
+
+    def __init__(self, max_held: int = 200_000, max_idle_s: float = 2.0) -> None:
+        self.max_held = max_held
+        self.max_idle_s = max_idle_s
+        self._held: dict[Any, list[Any]] = {}
+        self._empty_since: dict[Any, float] = {}
+
+    def __len__(self) -> int:
+        return sum(len(messages) for messages in self._held.values())
+
+    def add(self, tp: Any, messages: list[Any]) -> None:
+        """Buffer records fetched from ``tp`` (in offset order)."""
+        if messages:
+            self._held.setdefault(tp, []).extend(messages)
+            self._empty_since.pop(tp, None)
+
+    def drop(self, tps: Collection[Any]) -> None:
+        """Forget the records of partitions no longer assigned (their new owner reads them again)."""
+        for tp in tps:
+            self._held.pop(tp, None)
+            self._empty_since.pop(tp, None)
+
+    def release(self, lagging: Collection[Any], master_lagging: bool, now: float | None = None) -> list[Any]:
+        """Take out the records whose turn has come, in processing order.
+
+        ``lagging`` are the assigned input partitions that still have unread records. A lagging
+        partition with nothing buffered holds its partition number back for ``max_idle_s`` at most
+        (the fetch may simply not have reached it yet).
+        """
+        if not self._held:
+            return []
+        now = time.monotonic() if now is None else now
+        if master_lagging and len(self) < self.max_held:
+            return []
+        boundary: dict[int, float] = {}
+        for tp in lagging:
+            messages = self._held.get(tp)
+            if messages:
+                last = _timestamp(messages[-1])
+            elif now - self._empty_since.setdefault(tp, now) < self.max_idle_s:
+                last = -math.inf
+            else:
+                continue
+            boundary[tp.partition] = min(boundary.get(tp.partition, math.inf), last)
+        released: list[list[Any]] = []
+        for tp, messages in list(self._held.items()):
+            limit = boundary.get(tp.partition, math.inf)
+            cut = 0
+            while cut < len(messages) and _timestamp(messages[cut]) <= limit:
+                cut += 1
+            if not cut:
+                continue
+            released.append(messages[:cut])
+            if cut < len(messages):
+                self._held[tp] = messages[cut:]
+            else:
+                del self._held[tp]
+                self._empty_since[tp] = now
+        if len(released) == 1:
+            return released[0]
+        return list(heapq.merge(*released, key=_timestamp))
+
+    def rearm(self, now: float | None = None) -> None:
+        """Restart the idle clocks: call when the fetcher is free again after a batch.
+
+        A partition only counts as idle for the time the fetcher could have fetched it, not for
+        the time a batch took to process (the fetch loop waits for it).
+        """
+        now = time.monotonic() if now is None else now
+        for tp in self._empty_since:
+            self._empty_since[tp] = now
+
+    def partitions_waiting(self) -> set[Any]:
+        """The partitions that have buffered records."""
+        return set(self._held)
