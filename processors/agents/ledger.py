@@ -7,8 +7,8 @@ updates only when every stage of that record succeeded. Every update is idempote
 by payment id), so re-processing a record after a crash converges to the same state.
 
 Keys: ``recon`` table by (subscription, metric, period); ``ledger`` table ``inv:<invoice id>`` (what
-a payment is applied against) and ``sub:<subscription id>`` (revenue schedules in force and
-services lines, for milestones and re-spreads).
+a payment is applied against), ``sub:<subscription id>`` (its schedule ids and services lines, for
+milestones and re-spreads) and ``sch:<schedule id>`` (a revenue schedule in force).
 """
 
 from __future__ import annotations
@@ -93,11 +93,15 @@ class InvoiceState(BaseModel):
 
 
 class SubscriptionState(BaseModel):
-    """Revenue schedules in force (by schedule id) and invoiced services lines (by line id)."""
+    """The ids of a subscription's revenue schedules and its invoiced services lines (by line id).
+
+    Each schedule is stored under its own key, so an invoice adds its schedules without reading
+    and rewriting every earlier one; only a re-spread reads them all.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    schedules: Mapping[str, TrackedSchedule] = {}
+    schedule_ids: tuple[str, ...] = ()
     services: Mapping[str, int] = {}
 
 
@@ -122,6 +126,19 @@ def _invoice_key(invoice_id: str) -> bytes:
 
 def _subscription_key(subscription_id: str) -> bytes:
     return b"sub:" + subscription_id.encode()
+
+
+def _schedule_key(schedule_id: str) -> bytes:
+    return b"sch:" + schedule_id.encode()
+
+
+def _load_schedules(read: StateAccess, subscription: SubscriptionState) -> list[TrackedSchedule]:
+    schedules = []
+    for schedule_id in subscription.schedule_ids:
+        raw = read(LEDGER, _schedule_key(schedule_id))
+        if raw is not None:
+            schedules.append(TrackedSchedule.model_validate_json(raw))
+    return schedules
 
 
 def _load_recon(read: StateAccess, key: ReconKey) -> ReconState | None:
@@ -213,15 +230,18 @@ def _invoice(event: InvoicePosted, read: StateAccess, out: Transition) -> None:
     )
     out.updates.append((LEDGER, _invoice_key(event.invoice_id), invoice.model_dump_json().encode()))
     subscription = _load_subscription(read, event.subscription_id)
-    schedules = dict(subscription.schedules)
+    schedule_ids = list(subscription.schedule_ids)
     for tracked in invoice_schedules(event):
+        schedule_id = tracked.schedule.schedule_id
         # Keep a version already re-spread by an amendment: the invoice is the same one posted again.
-        schedules.setdefault(tracked.schedule.schedule_id, tracked)
+        if schedule_id not in schedule_ids:
+            schedule_ids.append(schedule_id)
+            out.updates.append((LEDGER, _schedule_key(schedule_id), tracked.model_dump_json().encode()))
     services = dict(subscription.services)
     for line in event.lines:
         if line.kind is LineKind.SERVICES:
             services[line.line_id] = line.amount_minor
-    updated = SubscriptionState(schedules=schedules, services=services)
+    updated = SubscriptionState(schedule_ids=tuple(schedule_ids), services=services)
     out.updates.append((LEDGER, _subscription_key(event.subscription_id), updated.model_dump_json().encode()))
 
 
@@ -248,15 +268,12 @@ def _payment(event: PaymentReceived, read: StateAccess, out: Transition) -> None
 
 def _respread(event: ContractAmended | RevenueScheduleAdjusted, read: StateAccess, out: Transition) -> None:
     subscription = _load_subscription(read, event.subscription_id)
-    in_force = list(subscription.schedules.values())
+    in_force = _load_schedules(read, subscription)
     if isinstance(event, ContractAmended):
         commands, updated = contract_amended_commands(event, in_force)
     else:
         commands, updated = schedule_adjusted_commands(event, in_force)
     out.commands.extend(commands)
-    if updated:
-        schedules = {**subscription.schedules, **{t.schedule.schedule_id: t for t in updated}}
-        state = subscription.model_copy(update={"schedules": schedules})
-        out.updates.append(
-            (LEDGER, _subscription_key(event.subscription_id), state.model_dump_json().encode())
-        )
+    for tracked in updated:
+        key = _schedule_key(tracked.schedule.schedule_id)
+        out.updates.append((LEDGER, key, tracked.model_dump_json().encode()))

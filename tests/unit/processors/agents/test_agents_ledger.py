@@ -94,7 +94,7 @@ def test_an_amendment_re_spreads_the_schedules_in_force_and_stores_the_new_versi
     amended = run(store, amendment)
 
     assert amended.commands, "the remainder is spread again from the effective date"
-    assert [table for table, _, _ in amended.updates] == [LEDGER]
+    assert {table for table, _, _ in amended.updates} == {LEDGER}
     # Processed again (a replay after its state was written), it finds nothing left to change;
     # its commands were delivered before that state was written.
     assert run(store, amendment).commands == []
