@@ -42,7 +42,8 @@ __all__ = ["ProcessorApp", "RevstreamApp", "build_app"]
 
 logger = logging.getLogger(__name__)
 
-RETRY_TICK_S: Final = 0.25
+RETRY_TICK_S: Final = 0.1
+EMBEDDED_FETCH_MAX_WAIT_MS: Final = 100
 
 
 class RevstreamApp(faust.App):
@@ -153,6 +154,7 @@ def build_app(
     app.batch_route = BatchRoute()
     if settings.embedded:
         app.batch_route.kafka_for_probe = settings.kafka
+        app.batch_route.fetch_max_wait_ms = EMBEDDED_FETCH_MAX_WAIT_MS
 
     def state_table(name: str, **options: Any) -> PartitionedTable:
         table = app.Table(name, key_type=bytes, value_type=bytes, partitions=catalog.partitions, **options)

@@ -94,7 +94,7 @@ class EventAgent:
         self._lane = asyncio.Lock()
         self._waiting: list[_Waiting] = []
         self._sequence = 0
-        self._lagging: Callable[[], Awaitable[set[Any]]] = lagging or _nothing_lagging
+        self._lagging: Callable[[], Awaitable[dict[Any, int]]] = lagging or _nothing_lagging
         self._input = InputBuffer()
         self.batch_size = batch_size
 
@@ -141,7 +141,8 @@ class EventAgent:
         behind = await self._lagging()
         master_topics = self.pipeline.master.kind_of_topic
         master_behind = any(tp.topic in master_topics for tp in behind)
-        return self._input.release([tp for tp in behind if tp.topic not in master_topics], master_behind)
+        events_behind = {tp: lag for tp, lag in behind.items() if tp.topic not in master_topics}
+        return self._input.release(events_behind, master_behind)
 
     async def run_due(self) -> None:
         """Run held-back events once master data caught up, and parked records that are due (a timer)."""
@@ -225,8 +226,8 @@ class EventAgent:
             ingest_latency(max(now - moment, 0.0))
 
 
-async def _nothing_lagging() -> set[Any]:
-    return set()
+async def _nothing_lagging() -> dict[Any, int]:
+    return {}
 
 
 def _timestamp(message: Any) -> float:
