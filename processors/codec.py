@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
-import struct
-from typing import Any, Final
+from typing import Any
 
 import fastavro
 from fastavro.read import SchemaResolutionError
@@ -20,25 +19,12 @@ from fastavro.read import SchemaResolutionError
 from schemas.loader import AvroSchema, schema_for_model
 from schemas.models import AvroRecord
 from streams.errors import CorruptRecordError, InvalidRecordError, RecordEncodeError
-from streams.serde import AvroSerde
-from streams.wire import unframe
+from streams.serde import AVRO_DECODE_ERRORS, AVRO_ENCODE_ERRORS, AvroSerde
+from streams.wire import frame, unframe
 
 __all__ = ["HotCodec"]
 
 logger = logging.getLogger(__name__)
-
-_HEADER: Final = struct.Struct(">BI")
-# What fastavro's reader raises on malformed bodies (the serde maps the same set).
-_DECODE_ERRORS: Final = (
-    EOFError,
-    UnicodeDecodeError,
-    IndexError,
-    OverflowError,
-    ValueError,
-    TypeError,
-    KeyError,
-)
-_ENCODE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
 
 class HotCodec:
@@ -61,7 +47,7 @@ class HotCodec:
         if writer is None:
             schema = schema_for_model(type(record))
             schema_id = self.serde.schema_id(self.serde.subject_for(topic, record), schema)
-            writer = self._writers[key] = (_HEADER.pack(0, schema_id), schema.parsed)
+            writer = self._writers[key] = (frame(schema_id, b""), schema.parsed)
         header, parsed = writer
         buffer = io.BytesIO()
         buffer.write(header)
@@ -69,7 +55,7 @@ class HotCodec:
             fastavro.schemaless_writer(
                 buffer, parsed, record.to_avro(), strict=True, strict_allow_default=True
             )
-        except _ENCODE_ERRORS as exc:
+        except AVRO_ENCODE_ERRORS as exc:
             raise RecordEncodeError(
                 f"value does not fit {type(record).__name__}: {exc}", topic=topic
             ) from exc
@@ -99,7 +85,7 @@ class HotCodec:
             raise InvalidRecordError(
                 f"schema id {schema_id} cannot be read as {reader.full_name}: {exc}"
             ) from exc
-        except _DECODE_ERRORS as exc:
+        except AVRO_DECODE_ERRORS as exc:
             raise CorruptRecordError(
                 f"Avro body does not decode with schema id {schema_id}: {type(exc).__name__}: {exc}"
             ) from exc

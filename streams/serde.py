@@ -54,6 +54,8 @@ from streams.settings import RegistrySettings
 from streams.wire import HEADER_SIZE, MAGIC_BYTE, SubjectStrategy, frame, subject_name, unframe
 
 __all__ = [
+    "AVRO_DECODE_ERRORS",
+    "AVRO_ENCODE_ERRORS",
     "HEADER_SIZE",
     "MAGIC_BYTE",
     "AvroModelDeserializer",
@@ -73,7 +75,7 @@ SchemaLike = AvroSchema | Mapping[str, Any]
 
 # What fastavro's reader raises on malformed bodies (measured by fuzzing every shipped schema):
 # truncated input, invalid UTF-8, union/enum indexes out of range, dates out of range.
-_DECODE_ERRORS: Final = (
+AVRO_DECODE_ERRORS: Final = (
     EOFError,
     UnicodeDecodeError,
     IndexError,
@@ -96,7 +98,7 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 
 _TRANSPORT_ERRORS: Final = _transport_errors()
-_ENCODE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+AVRO_ENCODE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ class AvroSerde:
         try:
             # strict: a dict with a misspelt or missing field fails here instead of writing a default.
             fastavro.schemaless_writer(buffer, writer.parsed, record, strict=True, strict_allow_default=True)
-        except _ENCODE_ERRORS as exc:
+        except AVRO_ENCODE_ERRORS as exc:
             raise RecordEncodeError(f"value does not fit {writer.full_name}: {exc}") from exc
         return buffer.getvalue()
 
@@ -364,7 +366,7 @@ class AvroSerde:
             raise InvalidRecordError(
                 f"schema id {schema_id} ({writer.full_name}) cannot be read as {reader.full_name}: {exc}"
             ) from exc
-        except _DECODE_ERRORS as exc:
+        except AVRO_DECODE_ERRORS as exc:
             raise CorruptRecordError(
                 f"Avro body does not decode with schema id {schema_id} ({writer.full_name}): "
                 f"{type(exc).__name__}: {exc}"
