@@ -66,7 +66,9 @@ def test_a_rebalance_mid_stream_applies_every_command_once(
 ) -> None:
     topic = topic_factory("erp", partitions=3)
     total = 15_000
-    produce_commands(stack_settings, serde, topic, f.mixed_commands(total, prefix="rebalance"))
+    commands = f.mixed_commands(total, prefix="rebalance")
+    head, tail = commands[:5_000], commands[5_000:]
+    produce_commands(stack_settings, serde, topic, head)
     ledger = new_ledger(stack_settings)
     group = unique("g")
     first = make_sink(stack_settings, ledger, topic, group, serde, batch_size=200, until_idle_s=None)
@@ -76,6 +78,19 @@ def test_a_rebalance_mid_stream_applies_every_command_once(
     try:
         wait_for(lambda: count(ledger, "applied_commands") >= 1_000, 60, "the first sink to be under way")
         threads[1].start()  # joins the group: partitions move between the two mid-stream
+        # The first sink would drain any backlog before the join completes; feed the rest in small
+        # chunks, each once the previous one is applied, until the second sink is consuming.
+        produced = len(head)
+        for start in range(0, len(tail), 100):
+            chunk = tail[start : start + 100]
+            produce_commands(stack_settings, serde, topic, chunk)
+            produced += len(chunk)
+            if second.stats.consumed == 0:
+
+                def caught_up(done: int = produced) -> bool:
+                    return second.stats.consumed > 0 or count(ledger, "applied_commands") >= done
+
+                wait_for(caught_up, 60, "the sinks to keep up with the paced commands")
         wait_for(lambda: second.stats.consumed > 0, 60, "the second sink to get partitions")
         first.stop()  # leaves the group: the second sink takes every partition
         threads[0].join(30)
