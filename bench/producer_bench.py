@@ -24,11 +24,11 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 
 from bench.common import bench_settings
-from connectors.producers.encoding import compile_record, encode_framed
 from connectors.producers.publisher import Publisher
 from schemas.loader import schema_for_model
 from schemas.models import UsageRecorded
 from streams.clients import admin_client, producer
+from streams.encoding import compile_record, encode_framed
 from streams.provisioning import ensure_topics
 from streams.serde import AvroSerde
 from streams.settings import Settings

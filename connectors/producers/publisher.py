@@ -40,12 +40,12 @@ from connectors.producers.delivery import (
     DeliveryTracker,
     Headers,
 )
-from connectors.producers.encoding import Converter, compile_record, encode_framed
 from connectors.producers.validation import master_key
 from schemas.loader import schema_for_model
 from schemas.models import AvroRecord, EventEnvelope, MasterRecord
 from schemas.names import EVENT_TYPES
 from streams.clients import producer as make_producer
+from streams.encoding import Converter, compile_record, encode_framed
 from streams.serde import AvroSerde
 from streams.settings import Settings
 from streams.topics import TopicCatalog, catalog_for

@@ -15,11 +15,11 @@ import random
 from datetime import timedelta
 from typing import Final
 
-from connectors.producers.encoding import compile_record, encode_framed
 from connectors.simulator.config import FaultRates
 from connectors.simulator.emissions import CORRUPT_RECORD, UNKNOWN_SCHEMA_ID, Emission
 from schemas.loader import schema_for_model
 from schemas.models import EventEnvelope
+from streams.encoding import compile_record, encode_framed
 from streams.wire import frame
 
 __all__ = ["UNKNOWN_SCHEMA_ID_BASE", "inject"]

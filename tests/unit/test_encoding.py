@@ -1,4 +1,4 @@
-"""The publisher's fast encoding path writes exactly the bytes ``to_avro()`` would."""
+"""The fast encoding path (publisher and worker outputs) writes exactly the bytes ``to_avro()`` would."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.producers.encoding import compile_record, encode_framed
-from connectors.producers.validation import MASTER_MODELS
-from schemas.loader import EVENT_MODELS, schema_for_model
+from schemas.loader import MODELS_BY_STEM, schema_for_model
 from schemas.models import AvroRecord, InvoicePosted, UsageRecorded
+from streams.encoding import compile_record, encode_framed
 from tests.unit.schemas.strategies import model_strategy, sample
 
-MODELS: list[type[AvroRecord]] = [*EVENT_MODELS.values(), *MASTER_MODELS.values()]
+MODELS: list[type[AvroRecord]] = list(MODELS_BY_STEM.values())
 
 
 def reference_bytes(record: AvroRecord) -> bytes:

@@ -53,6 +53,9 @@ def _converter(schema: Any, named: Mapping[str, Any]) -> Converter | None:
     if isinstance(schema, str):
         return _converter(named[schema], named) if schema in named else None
     if isinstance(schema, list):
+        records = [_resolve(branch, named) for branch in schema if _is_record(branch, named)]
+        if len(records) > 1:
+            return _record_union(records, named, nullable="null" in schema)
         branches = [_converter(branch, named) for branch in schema]
         converters = [conv for conv in branches if conv is not None]
         if not converters:
@@ -77,6 +80,33 @@ def _converter(schema: Any, named: Mapping[str, Any]) -> Converter | None:
     if isinstance(kind, dict | list):
         return _converter(kind, named)
     return None
+
+
+def _resolve(schema: Any, named: Mapping[str, Any]) -> Any:
+    return named.get(schema, schema) if isinstance(schema, str) else schema
+
+
+def _is_record(schema: Any, named: Mapping[str, Any]) -> bool:
+    schema = _resolve(schema, named)
+    return isinstance(schema, dict) and schema.get("type") == "record"
+
+
+def _record_union(records: list[Any], named: Mapping[str, Any], *, nullable: bool) -> Converter:
+    # fastavro would find a model's branch by trying each record schema in turn; the model's type
+    # names it (``avro_name`` is the record's name without namespace), so hand over fastavro's
+    # explicit ``(full name, record)`` form, as ``to_avro()`` of such a model does.
+    branches: dict[str, tuple[str, Converter]] = {}
+    for record in records:
+        full_name = str(record["name"])
+        branches[full_name.rsplit(".", 1)[-1]] = (full_name, compile_record(record, named))
+
+    def convert(value: Any) -> Any:
+        if value is None and nullable:
+            return None
+        full_name, inner = branches[type(value).avro_name]
+        return (full_name, inner(value))
+
+    return convert
 
 
 def compile_record(schema: Mapping[str, Any], named: Mapping[str, Any] | None = None) -> Converter:
