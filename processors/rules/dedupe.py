@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any, Final
 
@@ -37,6 +37,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_HORIZON: Final = timedelta(days=7)
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND: Final = timedelta(milliseconds=1)
+_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 VOLATILE_FIELDS: Final = frozenset({"schema_version"})
 """Top-level fields left out of the fingerprint: they describe the encoding, not the business fact.
@@ -75,9 +79,27 @@ def _canonical(value: Any) -> Any:
     # One JSON form for the same fact whether it comes from a model's to_avro() or from fastavro's
     # reader: instants as epoch milliseconds, dates as ISO days, enums as symbols, records as sorted
     # objects. Null fields are left out, so an optional field added to the schema later (read as
-    # null from old data) does not change the fingerprint of old events.
+    # null from old data) does not change the fingerprint of old events. Exact type checks first:
+    # this runs on every event, and fastavro's dicts hold nothing but these types.
+    kind = type(value)
+    if kind is str or kind is int:
+        return value
+    if kind is dict:
+        return {key: _canonical(item) for key, item in value.items() if item is not None}
+    if kind is list or kind is tuple:
+        return [_canonical(item) for item in value]
+    if kind is datetime:
+        return {"ts_ms": (value - _EPOCH) // _MILLISECOND} if value.tzinfo else {"naive": value.isoformat()}
+    if kind is date:
+        return {"date": value.isoformat()}
+    return _canonical_other(value)
+
+
+def _canonical_other(value: Any) -> Any:
     if isinstance(value, AvroRecord):
         return _canonical(value.to_avro())
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, Mapping):
         return {str(key): _canonical(item) for key, item in value.items() if item is not None}
     if isinstance(value, list | tuple):
@@ -88,8 +110,6 @@ def _canonical(value: Any) -> Any:
         return {"date": value.isoformat()}
     if isinstance(value, bytes):
         return {"bytes": value.hex()}
-    if isinstance(value, Enum):
-        return value.value
     return value
 
 
@@ -100,9 +120,12 @@ def fingerprint(record: AvroRecord | Mapping[str, Any]) -> str:
     Fields in :data:`VOLATILE_FIELDS` and null fields are ignored.
     """
     body = record.to_avro() if isinstance(record, AvroRecord) else record
-    payload = {key: value for key, value in body.items() if key not in VOLATILE_FIELDS}
-    text = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    payload = {
+        key: _canonical(value)
+        for key, value in body.items()
+        if value is not None and key not in VOLATILE_FIELDS
+    }
+    return hashlib.sha256(_JSON.encode(payload).encode("ascii")).hexdigest()
 
 
 def decide(
