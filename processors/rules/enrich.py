@@ -51,8 +51,8 @@ class MasterView:
 def product_ids(event: EventEnvelope) -> list[str]:
     """Return the distinct product ids the event's lines reference, in order of first appearance."""
     seen: dict[str, None] = {}
-    for line in getattr(event, "lines", ()):
-        product_id = getattr(line, "product_id", None)
+    for line in event.value_of("lines", ()):
+        product_id = line.value_of("product_id")
         if product_id is not None:
             seen.setdefault(product_id, None)
     return list(seen)

@@ -21,6 +21,7 @@ from typing import Any, Final
 from processors.rules.enrich import MasterView
 from processors.rules.ids import derive_id
 from schemas.models import (
+    AvroRecord,
     BusinessException,
     CustomerStatus,
     EventEnvelope,
@@ -72,7 +73,7 @@ def exception_id(source_event_id: str, reason: ReasonCode, position: int) -> str
 
 
 def _lines(event: EventEnvelope) -> tuple[Any, ...]:
-    return tuple(getattr(event, "lines", ()))
+    return tuple(event.value_of("lines", ()))
 
 
 def _inactive_customer(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
@@ -88,7 +89,7 @@ def _inactive_customer(event: EventEnvelope, view: MasterView) -> Iterator[_Find
 
 
 def _currency_mismatch(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
-    currency = getattr(event, "currency", None)
+    currency = event.value_of("currency")
     if currency is None:
         return
     customer = view.customer(event.customer_id)
@@ -100,7 +101,7 @@ def _currency_mismatch(event: EventEnvelope, view: MasterView) -> Iterator[_Find
             f" {customer.currency}; re-issue it in {customer.currency} or update the customer",
         )
     for position, line in enumerate(_lines(event), start=1):
-        product = view.product(line.product_id) if getattr(line, "product_id", None) else None
+        product = view.product(line.product_id) if line.value_of("product_id") else None
         if product is not None and product.currency != currency:
             yield _Finding(
                 ReasonCode.CURRENCY_MISMATCH,
@@ -110,12 +111,12 @@ def _currency_mismatch(event: EventEnvelope, view: MasterView) -> Iterator[_Find
             )
 
 
+def _negative(model: AvroRecord, names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if isinstance(value := model.value_of(name), int) and value < 0]
+
+
 def _negative_amounts(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
-    negative = [
-        name
-        for name in _EVENT_AMOUNT_FIELDS
-        if isinstance(getattr(event, name, None), int) and getattr(event, name) < 0
-    ]
+    negative = _negative(event, _EVENT_AMOUNT_FIELDS)
     if negative:
         yield _Finding(
             ReasonCode.NEGATIVE_AMOUNT,
@@ -124,11 +125,7 @@ def _negative_amounts(event: EventEnvelope, view: MasterView) -> Iterator[_Findi
             " negative values",
         )
     for position, line in enumerate(_lines(event), start=1):
-        negative = [
-            name
-            for name in _LINE_AMOUNT_FIELDS
-            if isinstance(getattr(line, name, None), int) and getattr(line, name) < 0
-        ]
+        negative = _negative(line, _LINE_AMOUNT_FIELDS)
         if negative:
             yield _Finding(
                 ReasonCode.NEGATIVE_AMOUNT,
@@ -153,7 +150,7 @@ def _unbalanced_invoice(event: EventEnvelope, view: MasterView) -> Iterator[_Fin
 
 def _unknown_products(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
     for position, line in enumerate(_lines(event), start=1):
-        product_id = getattr(line, "product_id", None)
+        product_id = line.value_of("product_id")
         if product_id is not None and view.product(product_id) is None:
             yield _Finding(
                 ReasonCode.UNKNOWN_PRODUCT,
@@ -206,9 +203,9 @@ def check(event: EventEnvelope, master: MasterView) -> list[BusinessException]:
             detected_at=event.occurred_at,
             detail=finding.detail,
             amount_difference_minor=finding.amount_difference_minor,
-            currency=getattr(event, "currency", None),
-            subscription_id=getattr(event, "subscription_id", None),
-            metric=getattr(event, "metric", None),
+            currency=event.value_of("currency"),
+            subscription_id=event.value_of("subscription_id"),
+            metric=event.value_of("metric"),
         )
         for rule in _RULES
         for finding in rule(event, master)

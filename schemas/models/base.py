@@ -92,6 +92,14 @@ class AvroRecord(BaseModel):
         """Return ``namespace.Name`` for a top-level record, else the bare name."""
         return f"{cls.avro_namespace}.{cls.avro_name}" if cls.avro_namespace else cls.avro_name
 
+    def value_of(self, name: str, default: Any = None) -> Any:
+        """Return field ``name``'s value, or ``default`` when this record type has no such field.
+
+        For rules that handle several record types alike: ``getattr(model, name, default)`` does the
+        same, but a missing name takes pydantic's slow ``__getattr__`` path on every call.
+        """
+        return self.__dict__.get(name, default)
+
     def to_avro(self) -> dict[str, Any]:
         """Return the record as the dict fastavro's writer takes, fields in schema order."""
         return {name: to_avro_value(getattr(self, name)) for name in type(self).model_fields}
