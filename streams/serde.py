@@ -21,6 +21,7 @@ import importlib
 import io
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -98,6 +99,11 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 
 _TRANSPORT_ERRORS: Final = _transport_errors()
+UNKNOWN_ID_TTL_S: Final = 10.0
+"""How long an id the registry answered 404 for is not asked again: a stream of records under an
+unknown id (another registry's, a deleted schema) would otherwise cost one request per record;
+a schema registered meanwhile is found after this long."""
+
 AVRO_ENCODE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
 
@@ -130,6 +136,7 @@ class AvroSerde:
         self.subject_strategy: SubjectStrategy = subject_strategy
         self._ids: dict[tuple[str, str], int] = {}
         self._writers: dict[int, _Parsed] = {}
+        self._unknown_until: dict[int, float] = {}
         self._local: dict[str, _Parsed] = {}
         self._needs_resolution: dict[tuple[int, str], bool] = {}
 
@@ -324,10 +331,16 @@ class AvroSerde:
         cached = self._writers.get(schema_id)
         if cached is not None:
             return cached
+        if self._unknown_until.get(schema_id, 0.0) > time.monotonic():
+            raise UnknownSchemaIdError(
+                f"schema id {schema_id} is not in the registry (asked less than {UNKNOWN_ID_TTL_S:g}s ago)",
+                schema_id,
+            )
         try:
             registered = self._registry.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
+                self._unknown_until[schema_id] = time.monotonic() + UNKNOWN_ID_TTL_S
                 raise UnknownSchemaIdError(
                     f"schema id {schema_id} is not in the registry (written against another registry, "
                     "or the schema was deleted)",

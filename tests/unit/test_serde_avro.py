@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from schemas.loader import MODELS_BY_STEM, schema_by_stem, schema_for_event
 from schemas.models import AvroRecord, OrderAccepted, PaymentReceived, UsageRecorded
+from streams import serde as serde_module
 from streams.errors import (
     CorruptRecordError,
     InvalidRecordError,
@@ -138,6 +139,28 @@ def test_unknown_schema_id_raises_with_the_id_and_coordinates() -> None:
         serde.decode_model(frame(4242, b"\x02a"), topic=TOPIC, partition=0, offset=17)
     assert caught.value.schema_id == 4242
     assert str(caught.value).endswith(f"({TOPIC}[0]@17)")
+
+
+def test_an_unknown_schema_id_is_asked_again_only_after_the_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    serde = new_serde()
+    asked: list[int] = []
+    lookup = serde._registry.get_schema
+
+    def counting(schema_id: int, *args: Any, **kwargs: Any) -> Any:
+        asked.append(schema_id)
+        return lookup(schema_id, *args, **kwargs)
+
+    monkeypatch.setattr(serde._registry, "get_schema", counting)
+    now = [1000.0]
+    monkeypatch.setattr(serde_module.time, "monotonic", lambda: now[0])
+    for offset in range(3):
+        with pytest.raises(UnknownSchemaIdError, match="schema id 4242 is not in the registry"):
+            serde.decode_model(frame(4242, b"\x02a"), topic=TOPIC, partition=0, offset=offset)
+    assert asked == [4242]
+    now[0] += serde_module.UNKNOWN_ID_TTL_S + 0.1
+    with pytest.raises(UnknownSchemaIdError):
+        serde.decode_model(frame(4242, b"\x02a"), topic=TOPIC, partition=0, offset=3)
+    assert asked == [4242, 4242]
 
 
 def _valid_frame(serde: AvroSerde) -> bytes:
