@@ -3,7 +3,8 @@
 One batch at a time (an ``asyncio.Lock``), in four steps whose order is the delivery guarantee:
 
 1. every record of the batch is run through the stages; outputs are queued, state updates kept in
-   the batch's overlay;
+   the batch's overlay; then each reconciliation key the batch touched reports its final standing
+   difference once (at most one mismatch revision per key and batch);
 2. wait until every output (commands, exceptions, dead letters, parked records) is acknowledged;
 3. write the state to the local stores and queue its changelog records; wait for those too;
 4. acknowledge the batch's source records to Faust, which commits them with its next commit.
@@ -92,6 +93,10 @@ class EventAgent:
         self.retry_topic = retry_topic
         self._ack = ack
         self._lane = asyncio.Lock()
+        # Held by a release and the batches it releases: a release by the timer must not overtake
+        # the later chunks of an earlier release, since a partition's records are processed in offset
+        # order (reconciliation counts usage by offset watermark, processors/rules/reconcile.py).
+        self._in_order = asyncio.Lock()
         self._waiting: list[_Waiting] = []
         self._sequence = 0
         self._lagging: Callable[[], Awaitable[dict[Any, int]]] = lagging or _nothing_lagging
@@ -108,7 +113,12 @@ class EventAgent:
                 work.master.extend(messages)
             elif tp.topic != self.retry_topic:
                 self._input.add(tp, messages)
-        work.fresh = await self._release()
+        async with self._in_order:
+            work.fresh = await self._release()
+            self._take_retry_records(batches, work, now_ms)
+            await self._run_in_chunks(work)
+
+    def _take_retry_records(self, batches: Mapping[Any, list[Any]], work: _Work, now_ms: int) -> None:
         for tp, messages in batches.items():
             if tp.topic != self.retry_topic:
                 continue
@@ -123,7 +133,6 @@ class EventAgent:
                 else:
                     heapq.heappush(self._waiting, waiting)
         self.metrics.parked_in_memory.set(len(self._waiting))
-        await self._run_in_chunks(work)
 
     async def _run_in_chunks(self, work: _Work) -> None:
         # Events held back while master data caught up come out at once: run them in batches of
@@ -146,9 +155,10 @@ class EventAgent:
 
     async def run_due(self) -> None:
         """Run held-back events once master data caught up, and parked records that are due (a timer)."""
-        released = await self._release()
-        if released:
-            await self._run_in_chunks(_Work(fresh=released))
+        async with self._in_order:
+            released = await self._release()
+            if released:
+                await self._run_in_chunks(_Work(fresh=released))
         now_ms = int(time.time() * 1000)
         if not self._waiting or self._waiting[0].not_before_ms > now_ms:
             return
@@ -204,6 +214,8 @@ class EventAgent:
                 "a revstream worker"
             )
             pipeline.dead_letter_invalid(message, exc, "INVALID_RETRY_RECORD", ctx)
+        # Mismatches once per touched key, part of this batch's outputs and state (steps 2 and 3).
+        pipeline.finish(ctx)
         await self.outputs.delivered()
         if len(ctx.state):
             ctx.state.write(self.outputs)

@@ -2,9 +2,13 @@
 
 Each function takes an event and a :class:`StateAccess` (reads see this batch's earlier updates)
 and returns what to emit and what to store, without storing it: the pipeline applies a record's
-updates only when every stage of that record succeeded. Every update is idempotent per event id
-(usage counted once per event id, invoice lines once per line, a payment's open amount remembered
-by payment id), so re-processing a record after a crash converges to the same state.
+updates only when every stage of that record succeeded. Every update is idempotent (usage counted
+once per source offset, invoice lines once per line, a payment's open amount remembered by payment
+id), so re-processing a record after a crash converges to the same state.
+
+Reconciliation counts per record and reports per batch: :func:`reconcile` lists the keys a record
+changed, and :mod:`processors.agents.recon` reports each touched key once when the batch's records
+are done, so a batch raises at most one mismatch revision per key (its final standing difference).
 
 Keys: ``recon`` table by (subscription, metric, period); ``ledger`` table ``inv:<invoice id>`` (what
 a payment is applied against), ``sub:<subscription id>`` (its schedule ids and services lines, for
@@ -36,8 +40,10 @@ from processors.rules.recognition import TrackedSchedule
 from processors.rules.reconcile import (
     ReconKey,
     ReconState,
+    SourcePosition,
     apply_invoice_line,
     apply_usage,
+    departs,
     usage_key,
     usage_lines,
 )
@@ -113,6 +119,9 @@ class Transition:
     exceptions: list[BusinessException] = field(default_factory=list)
     updates: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     """(table, key, value)."""
+    touched: list[tuple[ReconKey, bool]] = field(default_factory=list)
+    """Reconciliation keys whose counts changed (reported at the end of the batch), each with
+    whether its standing difference then departed from the one reported (``departs``)."""
 
 
 def recon_key(key: ReconKey) -> bytes:
@@ -156,26 +165,38 @@ def _load_subscription(read: StateAccess, subscription_id: str) -> SubscriptionS
     return SubscriptionState.model_validate_json(raw) if raw is not None else SubscriptionState()
 
 
-def reconcile(event: EventEnvelope, read: StateAccess, tolerance: int, out: Transition) -> None:
-    """Count usage and invoice usage lines into their reconciliation states.
+def reconcile(
+    event: EventEnvelope,
+    read: StateAccess,
+    position: SourcePosition,
+    retried: bool,
+    tolerance: int,
+    out: Transition,
+) -> None:
+    """Count usage and invoice usage lines into their reconciliation states; list the keys changed.
+
+    ``position`` is where the record was first read and ``retried`` whether it comes back
+    through the retry topic (see :func:`processors.rules.reconcile.apply_usage`).
 
     Raises:
-        RuleInputError: from the rules (a state under another key, a negative tolerance).
+        RuleInputError: from the rules (a state under another key, a line that is not usage, a
+            negative tolerance).
     """
     if isinstance(event, UsageRecorded):
-        state, raised = apply_usage(_load_recon(read, usage_key(event)), event, tolerance)
-        out.exceptions.extend(raised)
-        out.updates.append((RECON, recon_key(state.key), state.model_dump_json().encode()))
+        state, counted = apply_usage(_load_recon(read, usage_key(event)), event, position, retried=retried)
+        if counted:
+            out.updates.append((RECON, recon_key(state.key), state.model_dump_json().encode()))
+            out.touched.append((state.key, departs(state, tolerance)))
     elif isinstance(event, InvoicePosted):
-        states: dict[ReconKey, ReconState | None] = {}
+        states: dict[ReconKey, ReconState] = {}
         for key, line in usage_lines(event):
             current = states[key] if key in states else _load_recon(read, key)
-            updated, raised = apply_invoice_line(current, line, event, tolerance)
-            states[key] = updated
-            out.exceptions.extend(raised)
+            updated, changed = apply_invoice_line(current, line, event)
+            if changed:
+                states[key] = updated
         for key, updated_state in states.items():
-            if updated_state is not None:
-                out.updates.append((RECON, recon_key(key), updated_state.model_dump_json().encode()))
+            out.updates.append((RECON, recon_key(key), updated_state.model_dump_json().encode()))
+            out.touched.append((key, departs(updated_state, tolerance)))
 
 
 def missing_dependencies(event: EventEnvelope, read: StateAccess) -> list[str]:

@@ -10,6 +10,9 @@ partition and never stops the worker.
 
 A record that passed dedupe and is then dead-lettered has its dedupe entry removed, so that
 replaying it from the dead-letter topic is processed rather than dropped as a duplicate.
+
+Reconciliation mismatches are reported by :meth:`Pipeline.finish`, once per key the batch
+touched, after every record of the batch was counted (``processors/agents/recon.py``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from processors.agents.decode import Decoded, DecodeFailure, EventDecoder
 from processors.agents.dedupe import DEDUPE, DedupeEntry, Verdict, judge
 from processors.agents.ledger import Transition, missing_dependencies, recognise, reconcile
 from processors.agents.master import MasterData
+from processors.agents.recon import report_batch, track_parked_usage
 from processors.agents.retry import Parked, next_attempt, park_headers
 from processors.errors import (
     DependencyMissingError,
@@ -40,6 +45,7 @@ from processors.outputs import OutputProducer
 from processors.rules import policy
 from processors.rules.dedupe import fingerprint
 from processors.rules.enrich import missing_master_data
+from processors.rules.reconcile import ReconKey, SourcePosition
 from schemas.models import AvroRecord, EventEnvelope
 from streams.deadletter import Failure, SourceRecord, dead_letter_headers
 from streams.errors import SerdeError
@@ -87,6 +93,9 @@ class BatchContext:
     """Event times (epoch seconds) of records that produced outputs or finished."""
     ingest_times: list[float] = field(default_factory=list)
     """Kafka timestamps (epoch seconds) of the same records."""
+    touched: dict[tuple[int, ReconKey], tuple[EventEnvelope, bool]] = field(default_factory=dict)
+    """(partition, reconciliation key) → the last event of the batch that changed it, and whether
+    its difference departed from the reported one at any point of the batch."""
 
 
 class _StageFailedError(Exception):
@@ -217,9 +226,9 @@ class Pipeline:
                 self._park(message, source, event, parked, missing, ctx)
                 return
             if not out.exceptions:
-                self._stage(
-                    "reconcile", lambda: reconcile(event, read, self.worker.reconciliation_tolerance, out)
-                )
+                position, retried = _position(source), parked is not None
+                tolerance = self.worker.reconciliation_tolerance
+                self._stage("reconcile", lambda: reconcile(event, read, position, retried, tolerance, out))
                 self._stage("recognise", lambda: recognise(event, read, out))
         except _StageFailedError as failed:
             self._forget(event, source, ctx)
@@ -245,10 +254,20 @@ class Pipeline:
             ctx.tally.commands[command.command_type.value] += 1
         for table, state_key, value in out.updates:
             ctx.state.put(table, partition, state_key, value)
+        for recon, departed in out.touched:
+            earlier = ctx.touched.get((partition, recon))
+            ctx.touched[partition, recon] = (event, departed or (earlier is not None and earlier[1]))
         outcome = "exception" if out.exceptions and not out.commands else "passed"
         ctx.tally.processed["recognise", outcome] += 1
         ctx.event_times.append(event.occurred_at.timestamp())
         ctx.ingest_times.append(message.timestamp or time.time())
+
+    def finish(self, ctx: BatchContext) -> None:
+        """Report each reconciliation key the batch touched once (before its outputs are awaited)."""
+        for exception in report_batch(ctx.touched, ctx.state, self.worker.reconciliation_tolerance):
+            self._produce_model(self.catalog.exceptions_topic, exception.customer_id.encode(), exception)
+            ctx.tally.exceptions[exception.reason_code.value] += 1
+        ctx.touched.clear()
 
     def _produce_model(self, topic: str, key: bytes, record: AvroRecord) -> None:
         self.outputs.produce(topic, key, self.codec.encode(topic, record))
@@ -284,6 +303,7 @@ class Pipeline:
                 "this record from the dead-letter topic"
             )
             self._forget(event, source, ctx)
+            track_parked_usage(ctx.state, event, _position(source), dead_lettered=True)
             stage = "enrich" if master_missing else "recognise"
             self._dead_letter(ctx, source, stage, reason, exc, parked, attempts=attempts)
             return
@@ -292,6 +312,9 @@ class Pipeline:
         # whichever worker owns this customer's state then.
         self.outputs.produce(self.catalog.retry_topic, message.key, message.value, headers, source.partition)
         ctx.tally.processed["enrich", "parked"] += 1
+        if parked is None:
+            # Its copy counts when it comes back only while registered (processors/agents/recon.py).
+            track_parked_usage(ctx.state, event, _position(source), dead_lettered=False)
 
     def _forget(self, event: EventEnvelope, source: SourceRecord, ctx: BatchContext) -> None:
         key = event.event_id.encode()
@@ -317,8 +340,6 @@ class Pipeline:
     ) -> None:
         first = None
         if parked is not None:
-            from datetime import UTC, datetime
-
             first = datetime.fromtimestamp(parked.first_failure_ms / 1000, UTC)
         failure = Failure.from_exception(
             stage,
@@ -354,6 +375,11 @@ def _source(message: Any) -> SourceRecord:
         message.value,
         _headers(message.headers),
     )
+
+
+def _position(source: SourceRecord) -> SourcePosition:
+    # Where the record was first read: a retried record's origin, from its retry headers.
+    return SourcePosition(source.topic, source.partition, source.offset)
 
 
 def _headers(headers: Headers | None) -> tuple[tuple[str, bytes], ...]:

@@ -9,10 +9,24 @@ value (difference x billed unit price). Late usage re-opens the period: when the
 difference changes, an updated exception with the next revision is raised; when it falls back
 within tolerance, a last revision says it is resolved.
 
-The state is a pure function of the *set* of usage events and invoice lines applied: usage counts
-once per event id and invoice lines once per (invoice, line), so re-processing after a crash
-converges, and any order of the same inputs ends with the same totals and the same standing
-difference (only the number of revisions raised on the way depends on the order).
+Counting and reporting are separate steps: :func:`apply_usage` and :func:`apply_invoice_line`
+only count, :func:`report` compares the standing difference with the one last reported and
+returns at most one exception. The worker counts every record of a batch, then reports each key
+it touched once, so revisions a batch would have raised and superseded at once are never raised.
+A key whose difference left the reported one during the batch (:func:`departs`) and came back
+reports anyway (a restatement): after a crash between delivering a batch's exceptions and writing
+its state, the re-processed batch may be cut differently, and the restatement is what replaces
+the revision delivered then and lost from the state.
+
+Idempotency is bounded: instead of every usage event id, the state keeps the metered total and,
+per source partition the usage was first read from, the highest offset counted (Kafka hands a
+partition over in offset order, and after a crash redelivers it in offset order from the last
+commit, so an offset at or below the mark was already seen) plus the offsets of records parked
+for missing master data and not counted yet. A parked record comes back through the retry topic
+in due-time order, not offset order, and may have been parked twice by a crash; it carries where
+it was first read, and counts only while that offset is still registered as parked. So the state
+grows with the records in flight on the retry topic, not with the usage of the period. Invoice
+lines count once per (invoice, line), bounded by the invoices of a period.
 """
 
 from __future__ import annotations
@@ -41,9 +55,16 @@ __all__ = [
     "BilledLine",
     "ReconKey",
     "ReconState",
+    "SourceMark",
+    "SourcePosition",
     "apply_invoice_line",
     "apply_usage",
+    "departs",
+    "forget_parked",
     "invoice_line_key",
+    "note_parked",
+    "report",
+    "standing",
     "usage_key",
     "usage_lines",
 ]
@@ -58,6 +79,30 @@ class ReconKey(NamedTuple):
     metric: str
     period: str
     """The billing month, ``YYYY-MM``."""
+
+
+class SourcePosition(NamedTuple):
+    """Where a usage record was first read: its canonical topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def source(self) -> str:
+        """The source partition as a state key, ``topic/partition`` (topic names have no ``/``)."""
+        return f"{self.topic}/{self.partition}"
+
+
+class SourceMark(BaseModel):
+    """What has been counted from one source partition (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    offset: int = -1
+    """The highest offset counted as read there (not through the retry topic); -1 when none."""
+    parked: tuple[int, ...] = ()
+    """Offsets read there, parked for missing master data, not counted yet (ascending)."""
 
 
 class BilledLine(BaseModel):
@@ -81,8 +126,10 @@ class ReconState(BaseModel):
     subscription_id: str
     metric: str
     period: str
-    usage: Mapping[str, int] = {}
-    """Metered quantity per usage event id (each event counts once)."""
+    metered_quantity: int = 0
+    """Total quantity of the usage events counted."""
+    sources: Mapping[str, SourceMark] = {}
+    """What was counted, per source partition (``topic/partition``) the usage was first read from."""
     billed: Mapping[str, BilledLine] = {}
     """Billed lines by ``invoice_id/line_id`` (each line counts once)."""
     reported_difference: int | None = None
@@ -99,11 +146,6 @@ class ReconState(BaseModel):
     def key(self) -> ReconKey:
         """The key this state reconciles."""
         return ReconKey(self.subscription_id, self.metric, self.period)
-
-    @property
-    def metered_quantity(self) -> int:
-        """Total quantity of the usage events counted."""
-        return sum(self.usage.values())
 
     @property
     def billed_quantity(self) -> int:
@@ -126,6 +168,14 @@ class ReconState(BaseModel):
         if not self.billed:
             return None
         return max(self.billed.values(), key=lambda line: (line.issued_on, line.invoice_id, line.line_id))
+
+    def mark(self, position: SourcePosition) -> SourceMark:
+        """Return what was counted from the partition of ``position``."""
+        return self.sources.get(position.source) or SourceMark()
+
+    def with_mark(self, position: SourcePosition, mark: SourceMark) -> ReconState:
+        """Return a copy with ``mark`` for the partition of ``position``."""
+        return self.model_copy(update={"sources": {**self.sources, position.source: mark}})
 
 
 def usage_key(usage: UsageRecorded) -> ReconKey:
@@ -164,40 +214,84 @@ def _start(state: ReconState | None, key: ReconKey) -> ReconState:
     return state
 
 
-def _check_tolerance(tolerance: int) -> None:
-    if tolerance < 0:
-        raise RuleInputError(f"quantity tolerance must be zero or more, got {tolerance}")
+def _without(offsets: tuple[int, ...], offset: int) -> tuple[int, ...]:
+    return tuple(o for o in offsets if o != offset)
 
 
 def apply_usage(
-    state: ReconState | None, usage: UsageRecorded, tolerance: int = 0
-) -> tuple[ReconState, list[BusinessException]]:
-    """Count a usage event (once per event id) and report any change in the standing difference.
+    state: ReconState | None, usage: UsageRecorded, position: SourcePosition, *, retried: bool = False
+) -> tuple[ReconState, bool]:
+    """Count a usage event unless it was counted already; return the state and whether it counted.
+
+    ``position`` is where the record was first read (a retried record carries it in its retry
+    headers); ``retried`` says whether it comes back through the retry topic. A record read
+    directly counts when its offset is above the partition's mark or still registered as parked
+    (redelivered after a crash that followed its parking); a retried one counts only while its
+    offset is registered as parked (another copy, or its redelivery, may have counted it).
 
     Raises:
-        RuleInputError: when ``state`` belongs to another key or ``tolerance`` is negative.
+        RuleInputError: when ``state`` belongs to another key.
     """
-    _check_tolerance(tolerance)
     current = _start(state, usage_key(usage))
-    if usage.event_id in current.usage:
-        return current, []
-    updated = current.model_copy(update={"usage": {**current.usage, usage.event_id: usage.quantity}})
-    return _report(updated, usage, tolerance)
+    mark = current.mark(position)
+    if position.offset in mark.parked:
+        updated = SourceMark(offset=mark.offset, parked=_without(mark.parked, position.offset))
+        if not retried:
+            updated = updated.model_copy(update={"offset": max(mark.offset, position.offset)})
+    elif not retried and position.offset > mark.offset:
+        updated = mark.model_copy(update={"offset": position.offset})
+    else:
+        return current, False
+    counted = current.with_mark(position, updated).model_copy(
+        update={"metered_quantity": current.metered_quantity + usage.quantity}
+    )
+    return counted, True
+
+
+def note_parked(state: ReconState | None, key: ReconKey, position: SourcePosition) -> ReconState | None:
+    """Register a usage record read at ``position`` and parked (first time): its copy may count later.
+
+    Returns ``None`` when nothing changes: a record at or below the mark was processed before (a
+    redelivery), and its earlier processing decided whether it counts.
+
+    Raises:
+        RuleInputError: when ``state`` belongs to another key.
+    """
+    current = _start(state, key)
+    mark = current.mark(position)
+    if position.offset <= mark.offset or position.offset in mark.parked:
+        return None
+    parked = tuple(sorted((*mark.parked, position.offset)))
+    return current.with_mark(position, mark.model_copy(update={"parked": parked}))
+
+
+def forget_parked(state: ReconState | None, position: SourcePosition) -> ReconState | None:
+    """Unregister a parked usage record that was dead-lettered; ``None`` when it was not registered.
+
+    A replay from the dead-letter topic is read at a new offset and counts then.
+    """
+    if state is None:
+        return None
+    mark = state.mark(position)
+    if position.offset not in mark.parked:
+        return None
+    return state.with_mark(
+        position, mark.model_copy(update={"parked": _without(mark.parked, position.offset)})
+    )
 
 
 def apply_invoice_line(
-    state: ReconState | None, line: InvoiceLine, invoice: InvoicePosted, tolerance: int = 0
-) -> tuple[ReconState, list[BusinessException]]:
-    """Count an invoice usage line (once per invoice and line id) and report any change.
+    state: ReconState | None, line: InvoiceLine, invoice: InvoicePosted
+) -> tuple[ReconState, bool]:
+    """Count an invoice usage line (once per invoice and line id); return the state and whether it changed.
 
     A line re-posted under the same invoice and line id with other values replaces the earlier one
     (dedupe sends a changed payload under the same event id to the dead letters before this).
 
     Raises:
-        RuleInputError: when the line is not a usage line with a metric, ``state`` belongs to
-            another key, or ``tolerance`` is negative.
+        RuleInputError: when the line is not a usage line with a metric or ``state`` belongs to
+            another key.
     """
-    _check_tolerance(tolerance)
     current = _start(state, invoice_line_key(invoice, line))
     billed = BilledLine(
         invoice_id=invoice.invoice_id,
@@ -209,24 +303,54 @@ def apply_invoice_line(
     )
     billed_key = f"{invoice.invoice_id}/{line.line_id}"
     if current.billed.get(billed_key) == billed:
-        return current, []
-    updated = current.model_copy(update={"billed": {**current.billed, billed_key: billed}})
-    return _report(updated, invoice, tolerance)
+        return current, False
+    return current.model_copy(update={"billed": {**current.billed, billed_key: billed}}), True
 
 
-def _report(
-    state: ReconState, trigger: EventEnvelope, tolerance: int
-) -> tuple[ReconState, list[BusinessException]]:
-    line = state.latest_line
-    if line is None:
-        return state, []
+def standing(state: ReconState, tolerance: int) -> int | None:
+    """Return the difference beyond ``tolerance`` once invoiced, else ``None`` (nothing stands).
+
+    Raises:
+        RuleInputError: when ``tolerance`` is negative.
+    """
+    if tolerance < 0:
+        raise RuleInputError(f"quantity tolerance must be zero or more, got {tolerance}")
+    if state.latest_line is None:
+        return None
     difference = state.difference
-    standing = difference if abs(difference) > tolerance else None
-    if standing == state.reported_difference:
-        return state, []
+    return difference if abs(difference) > tolerance else None
+
+
+def departs(state: ReconState, tolerance: int) -> bool:
+    """Whether a report now would raise a revision (invoiced, standing other than reported).
+
+    Raises:
+        RuleInputError: when ``tolerance`` is negative.
+    """
+    return state.latest_line is not None and standing(state, tolerance) != state.reported_difference
+
+
+def report(
+    state: ReconState, trigger: EventEnvelope, tolerance: int = 0, *, restate: bool = False
+) -> tuple[ReconState, BusinessException | None]:
+    """Report the standing difference if it differs from the one last reported, or ``restate`` it.
+
+    ``trigger`` is the last event that changed the state (its ids make the exception's id, with
+    the revision); ``restate`` raises a revision even when the difference equals the one last
+    reported (the batch's counts left it and came back: see the module docstring). Returns the
+    state with the new revision and the exception, or the state unchanged and ``None``.
+
+    Raises:
+        RuleInputError: when ``tolerance`` is negative.
+    """
+    line = state.latest_line
+    standing_now = standing(state, tolerance)
+    if line is None or (standing_now == state.reported_difference and not restate):
+        return state, None
+    difference = state.difference
     revision = state.revision + 1
     amount = difference * line.unit_price_minor
-    if standing is None:
+    if standing_now is None:
         detail = (
             f"resolved (revision {revision}): metered {state.metered_quantity}, billed"
             f" {state.billed_quantity} for {state.metric} in {state.period}, within tolerance {tolerance};"
@@ -264,5 +388,5 @@ def _report(
         metric=state.metric,
         period=state.period,
     )
-    updated = state.model_copy(update={"reported_difference": standing, "revision": revision})
-    return updated, [exception]
+    updated = state.model_copy(update={"reported_difference": standing_now, "revision": revision})
+    return updated, exception

@@ -1,4 +1,4 @@
-"""Reconciliation and recognition as state transitions: idempotent per event id, as a replay needs."""
+"""Reconciliation and recognition as state transitions: idempotent, as a replay needs."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from processors.agents.ledger import (
     recognise,
     reconcile,
 )
-from schemas.models import PaymentApplication
+from processors.agents.recon import report_batch, track_parked_usage
+from processors.rules.reconcile import ReconKey, ReconState, SourcePosition, usage_key
+from schemas.models import EventEnvelope, PaymentApplication
 from tests.unit.processors import factories as f
 
 
 class Store:
-    """A dict standing in for the tables, with a transition's updates applied on request."""
+    """A dict standing in for the tables (one partition), with a transition's updates applied on request."""
 
     def __init__(self) -> None:
         self.data: dict[tuple[str, bytes], bytes] = {}
@@ -26,17 +28,34 @@ class Store:
     def read(self, table: str, key: bytes) -> bytes | None:
         return self.data.get((table, key))
 
+    def get(self, table: str, partition: int, key: bytes) -> bytes | None:
+        return self.read(table, key)
+
+    def put(self, table: str, partition: int, key: bytes, value: bytes | None) -> None:
+        assert value is not None
+        self.data[table, key] = value
+
     def apply(self, out: Transition) -> Transition:
         for table, key, value in out.updates:
             self.data[table, key] = value
         return out
 
 
-def run(store: Store, event, tolerance: int = 0) -> Transition:
+def at(offset: int) -> SourcePosition:
+    return SourcePosition("ns.usage_recorded", 0, offset)
+
+
+def run(store: Store, event, offset: int = 0, retried: bool = False) -> Transition:
+    """One record in a batch of its own: counted and recognised, then its touched keys reported."""
     out = Transition()
-    reconcile(event, store.read, tolerance, out)
+    reconcile(event, store.read, at(offset), retried, 0, out)
     recognise(event, store.read, out)
-    return store.apply(out)
+    store.apply(out)
+    touched: dict[tuple[int, ReconKey], tuple[EventEnvelope, bool]] = {
+        (0, key): (event, departed) for key, departed in out.touched
+    }
+    out.exceptions.extend(report_batch(touched, store, 0))
+    return out
 
 
 def application(out: Transition) -> PaymentApplication:
@@ -74,16 +93,53 @@ def test_a_payment_needs_its_invoice_and_a_milestone_without_amount_its_services
     assert len(run(store, milestone).commands) == 1
 
 
-def test_usage_is_counted_once_per_event_id_and_mismatches_are_raised_once():
+def test_usage_is_counted_once_per_source_offset_and_mismatches_are_raised_once():
     store = Store()
     usage = f.usage("U1", quantity=100)
     invoice = f.invoice(lines=(f.usage_line(quantity=90),))
 
-    assert run(store, usage).exceptions == []
-    (raised,) = run(store, invoice).exceptions
+    assert run(store, usage, offset=4).exceptions == []
+    (raised,) = run(store, invoice, offset=0).exceptions
     assert (raised.quantity_difference, raised.amount_difference_minor) == (10, 50)
-    assert run(store, usage).exceptions == []
+    # Redelivered after a crash (same offset): counted once, nothing raised again.
+    again = run(store, usage, offset=4)
+    assert again.exceptions == [] and again.updates == [] and again.touched == []
     assert [key for table, key in store.data if table == RECON] == [b"S1\x1fapi_calls\x1f2024-01"]
+
+
+def test_a_batch_reports_each_touched_key_once_with_its_last_trigger():
+    store = Store()
+    run(store, f.invoice(lines=(f.usage_line(quantity=90),)))  # over-billed by 90: revision 1
+    out = Transition()
+    usages = [f.usage(f"U{i}", quantity=30) for i in range(4)]
+    for offset, usage in enumerate(usages):
+        reconcile(usage, store.read, at(offset), False, 0, out)
+        store.apply(out)
+    touched = {(0, key): (usages[-1], False) for key, _ in out.touched}
+    (only,) = report_batch(touched, store, 0)
+    assert (only.quantity_difference, only.source_event_id) == (30, "U3")
+    state = ReconState.model_validate_json(store.data[RECON, b"S1\x1fapi_calls\x1f2024-01"])
+    assert (state.revision, state.reported_difference) == (2, 30)
+    assert report_batch(touched, store, 0) == []  # reported already: nothing new stands
+    # Unless the batch's counts left the reported difference on the way: then it is restated.
+    (restated,) = report_batch({key: (usages[-1], True) for key in touched}, store, 0)
+    assert (restated.quantity_difference, restated.detail[:30]) == (30, "under-billed (revenue leakage)")
+
+
+def test_a_parked_usage_record_counts_through_its_retry_copy_once():
+    store = Store()
+    parked = f.usage("U1", quantity=7)
+    track_parked_usage(store, parked, at(3), dead_lettered=False)
+    track_parked_usage(store, f.invoice(), at(4), dead_lettered=False)  # only usage is tracked
+    run(store, f.usage("U2", quantity=5), offset=9)
+    assert run(store, parked, offset=3, retried=True).touched == [(usage_key(parked), False)]
+    assert run(store, parked, offset=3, retried=True).touched == []  # a second copy
+    state = ReconState.model_validate_json(store.data[RECON, b"S1\x1fapi_calls\x1f2024-01"])
+    assert state.metered_quantity == 12 and state.mark(at(0)).parked == ()
+    # Dead-lettered after its attempts: unregistered, so no late copy counts.
+    track_parked_usage(store, f.usage("U3", quantity=1), at(11), dead_lettered=False)
+    track_parked_usage(store, f.usage("U3", quantity=1), at(11), dead_lettered=True)
+    assert run(store, f.usage("U3", quantity=1), offset=11, retried=True).touched == []
 
 
 def test_an_amendment_re_spreads_the_schedules_in_force_and_stores_the_new_version():
