@@ -107,8 +107,14 @@ def compute_kpis(
     posted_subscriptions = {
         c.payload.subscription_id for c in commands if isinstance(c.payload, Subscription)
     }
-    touched = {e.correlation_id for e in exceptions} | {
-        e.subscription_id for e in exceptions if e.subscription_id
+    standing = standing_mismatches(exceptions)
+    # A mismatch touches an order only if it still stands: revisions that a later one resolved
+    # (late usage arriving, a corrective invoice) needed nobody's hands.
+    touching = [e for e in exceptions if e.reason_code is not ReasonCode.USAGE_BILLING_MISMATCH] + list(
+        standing.values()
+    )
+    touched = {e.correlation_id for e in touching} | {
+        e.subscription_id for e in touching if e.subscription_id
     }
     touchless = [
         order
@@ -118,7 +124,6 @@ def compute_kpis(
         and order.subscription_id not in touched
     ]
     by_reason = Counter(e.reason_code.value for e in exceptions)
-    standing = standing_mismatches(exceptions)
     leakage: dict[str, int] = defaultdict(int)
     for mismatch in standing.values():
         if (mismatch.amount_difference_minor or 0) > 0 and mismatch.currency:

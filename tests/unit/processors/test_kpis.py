@@ -95,3 +95,15 @@ def test_kpis_of_an_empty_run_are_not_invented() -> None:
     assert kpis.touchless_rate is None
     assert kpis.duplicate_rate is None
     assert kpis.invoice_accuracy is None
+
+
+def test_a_mismatch_that_a_later_revision_resolved_does_not_make_the_order_touched() -> None:
+    cycle = CycleEvents(orders={"O1": OrderFacts(T0, "S1", "c-1"), "O2": OrderFacts(T0, "S2", "c-2")})
+    commands = [command("k1", subscription("S1")), command("k2", subscription("S2"))]
+    resolved = [mismatch("m1", 4, 20), mismatch("m2", 0, 0)]  # S1: raised, then resolved
+    other = mismatch("m3", 2, 10).model_copy(update={"subscription_id": "S2", "correlation_id": "c-2"})
+    kpis = compute_kpis(cycle, commands, [*resolved, other], 0, events_consumed=10, duplicates_dropped=0)
+    # S2's mismatch still stands; S1's order needed nobody once its mismatch resolved itself.
+    assert kpis.touchless_rate == 0.5
+    assert kpis.open_exceptions == 1
+    assert kpis.exception_rate_by_reason == {"USAGE_BILLING_MISMATCH": 0.3}
