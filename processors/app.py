@@ -13,6 +13,7 @@ so deployments under different namespaces never share state.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from processors.agents.dedupe import DEDUPE
 from processors.agents.ledger import LEDGER, RECON
 from processors.agents.master import MasterData
 from processors.agents.pipeline import Pipeline
+from processors.agents.reference import ReferenceFeed
 from processors.consumer import BatchConsumer, BatchRoute, BatchTransport, check_faust_version
 from processors.errors import WorkerConfigError
 from processors.metrics import ProcessorMetrics
@@ -50,9 +52,16 @@ class RevstreamApp(faust.App):
     """``faust.App`` whose consumer has the batch path (:mod:`processors.consumer`)."""
 
     batch_route: BatchRoute
+    reference_feed: ReferenceFeed | None = None
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
+
+    async def on_stop(self) -> None:
+        """Stop the reference-data reader with the app."""
+        await super().on_stop()
+        if self.reference_feed is not None:
+            self.reference_feed.stop()
 
 
 @dataclass
@@ -175,7 +184,14 @@ def build_app(
         state_table(RECON),
         state_table(LEDGER),
     ]
-    master = MasterData(app, catalog, serde)
+    master = MasterData(
+        app,
+        catalog,
+        serde,
+        settings.kafka,
+        fetch_max_wait_ms=EMBEDDED_FETCH_MAX_WAIT_MS if settings.embedded else None,
+    )
+    app.reference_feed = master.feed
     outputs = OutputProducer(
         settings.kafka,
         watch_topics=[table.changelog_topic for table in tables]
@@ -218,6 +234,11 @@ def build_app(
 
 def _wire(built: ProcessorApp) -> None:
     app, agent = built.app, built.agent
+
+    @app.task
+    async def start_reference_feed() -> None:
+        # Events are held back until it has read the reference topics to their end.
+        await asyncio.get_running_loop().run_in_executor(None, built.master.feed.start)
 
     @app.timer(RETRY_TICK_S, name="retry-due")
     async def retry_due() -> None:

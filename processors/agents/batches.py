@@ -149,7 +149,9 @@ class EventAgent:
             return []
         behind = await self._lagging()
         master_topics = self.pipeline.master.kind_of_topic
-        master_behind = any(tp.topic in master_topics for tp in behind)
+        master_behind = not self.pipeline.master.feed.caught_up or any(
+            tp.topic in master_topics for tp in behind
+        )
         events_behind = {tp: lag for tp, lag in behind.items() if tp.topic not in master_topics}
         return self._input.release(events_behind, master_behind)
 

@@ -1,13 +1,15 @@
-"""Master data in Faust global tables, fed from the compacted master-data topics.
+"""Master data: customers in a Faust global table, products and legal entities read whole.
 
-The master-data topics are read on the batch path like the events (their partitions are shared
-between workers, co-partitioned with the rest), and a fetch's master-data records are applied
-before its events, so that an event published after its customer does not wait for it. A record
-newer than what the table holds (``master_newer``: version, then ``updated_at``) is written to the
-``GlobalTable`` of its kind with the batch's state; Faust replicates a global table to every worker
-through its changelog. Values stay the Avro bytes the producers wrote; decoded models are cached per
-id, and the cache follows both this worker's writes and the changelog records Faust applies from the
-other workers.
+Products and legal entities (reference data, named by every customer's events) are read by every
+worker from all partitions of their topics: :mod:`processors.agents.reference` says why. Customer
+records take the batch path like the events (their partitions are shared between workers,
+co-partitioned with the rest, so a customer's record reaches the worker of its events), and a
+fetch's customer records are applied before its events, so that an event published after its
+customer does not wait for it. A record newer than what the table holds (``master_newer``:
+version, then ``updated_at``) is written to the ``GlobalTable`` with the batch's state; Faust
+replicates a global table to every worker through its changelog. Values stay the Avro bytes the
+producers wrote; decoded models are cached per id, and the cache follows both this worker's writes
+and the changelog records Faust applies from the other workers.
 
 Measured facts this relies on (faust-streaming 0.15.3): a global table whose ``changelog_topic`` is
 set to the master topic itself breaks Faust's partition assignor (it looks the changelog up by its
@@ -22,14 +24,16 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
+from processors.agents.reference import ReferenceFeed
 from processors.rules.enrich import MasterView, master_newer
 from schemas.models import Customer, LegalEntity, MasterRecord, Product
 from schemas.names import MASTER_DATA_KINDS
 from streams.errors import SerdeError
 from streams.serde import AvroSerde
+from streams.settings import KafkaSettings
 from streams.topics import TopicCatalog
 
-__all__ = ["MASTER_MODELS", "MasterData", "MasterLookup"]
+__all__ = ["MASTER_MODELS", "REFERENCE_KINDS", "MasterData", "MasterLookup"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +42,9 @@ MASTER_MODELS: Mapping[str, type[MasterRecord]] = {
     "product": Product,
     "legal_entity": LegalEntity,
 }
+
+REFERENCE_KINDS: frozenset[str] = frozenset({"product", "legal_entity"})
+"""Master data every worker reads whole (:mod:`processors.agents.reference`)."""
 
 M = TypeVar("M", Customer, Product, LegalEntity)
 
@@ -58,6 +65,8 @@ class MasterLookup(Mapping[str, M], Generic[M]):
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        if self.table is None:
+            return default
         raw = self.table.get(key.encode())
         if raw is None:
             return default
@@ -74,10 +83,12 @@ class MasterLookup(Mapping[str, M], Generic[M]):
         return record
 
     def __iter__(self) -> Iterator[str]:
+        if self.table is None:
+            return iter(list(self._cache))
         return (key.decode() for key in self.table.keys())
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self._cache) if self.table is None else len(self.table)
 
     def on_record(self, key: bytes | None, value: bytes | None) -> None:
         """Follow one record Faust applied to the table (a tombstone removes the id)."""
@@ -115,13 +126,31 @@ class MasterLookup(Mapping[str, M], Generic[M]):
 
 
 class MasterData:
-    """The global tables of every master-data kind and the :class:`MasterView` the rules read."""
+    """Customers in a global table, reference data read whole; the :class:`MasterView` the rules read.
 
-    def __init__(self, app: Any, catalog: TopicCatalog, serde: AvroSerde) -> None:
+    Args:
+        reference: the kinds every worker reads whole through a :class:`ReferenceFeed` (products and
+            legal entities); the others take the batch path into global tables.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        catalog: TopicCatalog,
+        serde: AvroSerde,
+        kafka: KafkaSettings,
+        *,
+        reference: frozenset[str] = REFERENCE_KINDS,
+        fetch_max_wait_ms: int | None = None,
+    ) -> None:
         self.lookups: dict[str, MasterLookup[Any]] = {}
         self.kind_of_topic: dict[str, str] = {}
+        reference_lookups: dict[str, MasterLookup[Any]] = {}
         for kind in MASTER_DATA_KINDS:
             lookup: MasterLookup[Any] = MasterLookup(kind, None, serde)
+            if kind in reference:
+                self.lookups[kind] = reference_lookups[catalog.master_topic(kind)] = lookup
+                continue
             lookup.table = app.GlobalTable(
                 f"master-{kind}",
                 key_type=bytes,
@@ -133,6 +162,7 @@ class MasterData:
             )
             self.lookups[kind] = lookup
             self.kind_of_topic[catalog.master_topic(kind)] = kind
+        self.feed = ReferenceFeed(kafka, reference_lookups, fetch_max_wait_ms)
         self.view = MasterView(
             customers=self.lookups["customer"],
             products=self.lookups["product"],
@@ -147,8 +177,8 @@ class MasterData:
         return on_changelog_event
 
     def tables(self) -> list[Any]:
-        """The global tables, one per kind."""
-        return [lookup.table for lookup in self.lookups.values()]
+        """The global tables, one per kind that takes the batch path."""
+        return [lookup.table for lookup in self.lookups.values() if lookup.table is not None]
 
     def apply(self, message: Any, state: Any) -> bool:
         """Store one master-data record if it is newer than what is stored; return whether it was.

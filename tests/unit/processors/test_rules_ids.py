@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.rules.ids import derive_id
+from processors.rules.ids import REVSTREAM_ID_NAMESPACE, derive_id
 
 # Ids are Avro strings (valid UTF-8: no lone surrogates) and never contain the unit separator.
 texts = st.text(st.characters(exclude_characters="\x1f", exclude_categories=["Cs"]), max_size=8)
@@ -30,3 +30,10 @@ def test_same_inputs_same_id_and_different_parts_different_ids(kind: str, a: lis
     assert derive_id(kind, *a) == derive_id(kind, *a)
     if [str(p) for p in a] != [str(p) for p in b]:
         assert derive_id(kind, *a) != derive_id(kind, *b)
+
+
+@settings(max_examples=300)
+@given(kind=texts, parts=parts)
+def test_derived_ids_equal_the_standard_library_uuid5(kind: str, parts: list[str | int]) -> None:
+    name = "\x1f".join([kind, *(str(part) for part in parts)])
+    assert derive_id(kind, *parts) == str(uuid.uuid5(REVSTREAM_ID_NAMESPACE, name))
