@@ -21,10 +21,11 @@ the revision delivered then and lost from the state.
 Idempotency is bounded: instead of every usage event id, the state keeps the metered total and,
 per source partition the usage was first read from, the highest offset counted (Kafka hands a
 partition over in offset order, and after a crash redelivers it in offset order from the last
-commit, so an offset at or below the mark was already seen) plus the offsets of records parked
-for missing master data and not counted yet. A parked record comes back through the retry topic
-in due-time order, not offset order, and may have been parked twice by a crash; it carries where
-it was first read, and counts only while that offset is still registered as parked. So the state
+commit, so an offset at or below the mark was already seen: counted, or parked) plus the offsets
+of records parked for missing master data and not counted yet. A parked record comes back
+through the retry topic in due-time order, not offset order, and may have been parked twice by a
+crash; it carries where it was first read, and counts only while that offset is still registered
+as parked. So the state
 grows with the records in flight on the retry topic, not with the usage of the period. Invoice
 lines count once per (invoice, line), bounded by the invoices of a period.
 """
@@ -100,7 +101,7 @@ class SourceMark(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     offset: int = -1
-    """The highest offset counted as read there (not through the retry topic); -1 when none."""
+    """The highest offset read there (not through the retry topic) and counted or parked; -1 when none."""
     parked: tuple[int, ...] = ()
     """Offsets read there, parked for missing master data, not counted yet (ascending)."""
 
@@ -262,7 +263,11 @@ def note_parked(state: ReconState | None, key: ReconKey, position: SourcePositio
     if position.offset <= mark.offset or position.offset in mark.parked:
         return None
     parked = tuple(sorted((*mark.parked, position.offset)))
-    return current.with_mark(position, mark.model_copy(update={"parked": parked}))
+    # The mark moves past a parked record too: once its retried copy has counted (and left
+    # ``parked``), a redelivery of the original must not count it again, even when no later usage
+    # of this key on the partition has moved the mark (measured: a whole month counted twice after
+    # a worker took over partitions whose usage had all been parked once).
+    return current.with_mark(position, SourceMark(offset=max(mark.offset, position.offset), parked=parked))
 
 
 def forget_parked(state: ReconState | None, position: SourcePosition) -> ReconState | None:

@@ -204,6 +204,20 @@ def test_a_parked_record_counts_once_whichever_copy_comes_back_first_and_in_any_
     assert note_parked(state, KEY, at(8)) is None
 
 
+def test_when_every_record_of_a_key_was_parked_a_redelivery_after_the_copies_counted_adds_nothing() -> None:
+    # No usage of this key on the partition counted directly, so only the parking moved the mark.
+    # A worker taking the partition over re-reads it from the last commit, after the copies counted.
+    state = note_parked(None, KEY, at(3))
+    state = note_parked(state, KEY, at(4))
+    assert state is not None and state.mark(at(0)).offset == 4
+    state = _count(state, f.usage("U2", 20), at(4), retried=True)
+    state = _count(state, f.usage("U1", 10), at(3), retried=True)
+    for offset, usage in ((3, f.usage("U1", 10)), (4, f.usage("U2", 20))):
+        again, counted = apply_usage(state, usage, at(offset))
+        assert again == state and not counted
+    assert state.metered_quantity == 30
+
+
 def test_a_parked_record_redelivered_before_its_copy_counts_once() -> None:
     # Parked, then a crash: the canonical record comes back first, this time with its master data.
     state = note_parked(None, KEY, at(3))
