@@ -5,8 +5,8 @@ Exactly once comes from the database, not from Kafka: each command's id goes int
 the consumer offsets, and only ids that were new have their payload applied. A replayed,
 re-delivered or concurrently applied command is a no-op, whatever Kafka's committed offsets say.
 
-Fast path: one ``INSERT .. RETURNING`` for the ids, ``COPY`` for append-only tables, pipelined
-``executemany`` for the few versioned upserts, deferred constraints checked before commit. If the
+Fast path: one ``INSERT .. RETURNING`` for the ids, ``COPY`` for append-only tables, one set-based
+upsert per versioned table, deferred constraints checked before commit. If the
 database rejects anything, the batch is rolled back and re-applied on the slow path: one savepoint
 per command, so only the offending commands are rejected (and dead-lettered by the caller) while the
 rest of the batch lands.
@@ -19,13 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
-from psycopg import sql
 
 from connectors.errors import CommandRejectedError, LedgerUnavailableError
 from connectors.ledger.commands import CommandDict, record_of
 from connectors.ledger.database import is_connection_error
 from connectors.ledger.rows import (
-    COLUMNS,
     INSERT_TABLES,
     UPSERT_ORDER,
     UPSERT_TABLES,
@@ -38,6 +36,14 @@ from connectors.ledger.rows import (
     rows_for,
     unsupported,
 )
+from connectors.ledger.statements import (
+    copy_statement,
+    create_applied_stage,
+    insert_applied,
+    insert_applied_from_stage,
+    stage_copy_statement,
+    upsert_statement,
+)
 from schemas.models.erp import ErpCommand
 
 __all__ = ["ApplyOutcome", "CommandRecord", "LedgerWriter", "reason_for"]
@@ -46,24 +52,6 @@ logger = logging.getLogger(__name__)
 
 Connection = psycopg.Connection[tuple[object, ...]]
 TopicPartition = tuple[str, int]
-
-# The key of each versioned table, and the SQL that ranks two versions exactly like rows.py does.
-# COLLATE "C" compares text by code point, as Python does, so both sides agree on ties.
-_UPSERT_KEY = {
-    "subscriptions": "subscription_id",
-    "collections_cases": "case_id",
-    "revenue_schedules": "schedule_id",
-}
-_UPSERT_NEWER = {
-    "subscriptions": '(EXCLUDED.version, EXCLUDED.command_id COLLATE "C") > '
-    '(t.version, t.command_id COLLATE "C")',
-    "collections_cases": '(EXCLUDED.attempt, EXCLUDED.status_rank, EXCLUDED.command_id COLLATE "C") > '
-    '(t.attempt, t.status_rank, t.command_id COLLATE "C")',
-    "revenue_schedules": '(EXCLUDED.issued_at, EXCLUDED.command_id COLLATE "C") > '
-    '(t.issued_at, t.command_id COLLATE "C")',
-}
-_STAGE = "applied_commands_stage"
-_APPLIED_TYPES = ("text", "text", "text", "text", "text", "text", "timestamptz", "text", "int4", "int8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,41 +270,18 @@ class LedgerWriter:
         rows = [applied_row(r.command, r.topic, r.partition, r.offset) for r in records]
         if not rows:
             return set()
-        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS["applied_commands"]))
         if staged:
-            with self.connection.cursor().copy(
-                sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(_STAGE), columns)
-            ) as copy:
+            with self.connection.cursor().copy(stage_copy_statement()) as copy:
                 for row in rows:
                     copy.write_row(row)
-            query = sql.SQL(
-                "INSERT INTO applied_commands ({columns}) SELECT {columns} FROM {stage} "
-                "ON CONFLICT (command_id) DO NOTHING RETURNING command_id"
-            ).format(columns=columns, stage=sql.Identifier(_STAGE))
-            return {str(row[0]) for row in self.connection.execute(query).fetchall()}
-        query = sql.SQL(
-            "INSERT INTO applied_commands ({columns}) SELECT * FROM unnest({arrays}) "
-            "ON CONFLICT (command_id) DO NOTHING RETURNING command_id"
-        ).format(
-            columns=columns,
-            arrays=sql.SQL(", ").join(
-                sql.SQL("{}::{}[]").format(sql.Placeholder(), sql.SQL(kind)) for kind in _APPLIED_TYPES
-            ),
-        )
+            return {str(row[0]) for row in self.connection.execute(insert_applied_from_stage()).fetchall()}
         arrays = [list(values) for values in zip(*rows, strict=True)]
-        return {str(row[0]) for row in self.connection.execute(query, arrays).fetchall()}
+        return {str(row[0]) for row in self.connection.execute(insert_applied(), arrays).fetchall()}
 
     def _ensure_stage(self) -> None:
         if self._staged:
             return
-        # Per session, emptied by every commit (and a rollback discards what a batch copied).
-        # Created outside any batch transaction (autocommit), so a rolled-back batch cannot undo it.
-        self.connection.execute(
-            sql.SQL(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE applied_commands INCLUDING DEFAULTS) "
-                "ON COMMIT DELETE ROWS"
-            ).format(sql.Identifier(_STAGE))
-        )
+        self.connection.execute(create_applied_stage())
         self._staged = True
 
     def _write(self, rows: LedgerRows, commands: Sequence[CommandDict]) -> int:
@@ -336,18 +301,20 @@ class LedgerWriter:
             table_rows = rows.get(table)
             if not table_rows:
                 continue
-            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, COLUMNS[table]))
-            )
-            with cursor.copy(statement) as copy:
+            with cursor.copy(copy_statement(table)) as copy:
                 for row in table_rows:
                     copy.write_row(row)
             written += len(table_rows)
         for table in UPSERT_TABLES:
             table_rows = rows.get(table)
             if table_rows:
+                # One statement per table, not per row: psycopg's executemany machinery cost the
+                # sink more client time than the rows themselves (py-spy). One row per key, as an
+                # upsert may touch a row only once per statement.
                 newest = newest_per_key(table_rows, key=lambda row: row[0], order=UPSERT_ORDER[table])
-                cursor.executemany(_upsert_statement(table), newest)
+                cursor.execute(
+                    upsert_statement(table), [list(column) for column in zip(*newest, strict=True)]
+                )
                 # Counts only versions that won: an older one is a no-op, not a row written.
                 written += max(cursor.rowcount, 0)
         return written
@@ -362,24 +329,6 @@ class LedgerWriter:
             "SET next_offset = GREATEST(sink_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
             [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()],
         )
-
-
-def _upsert_statement(table: str) -> sql.Composed:
-    columns = COLUMNS[table]
-    key = _UPSERT_KEY[table]
-    return sql.SQL(
-        "INSERT INTO {table} AS t ({columns}) VALUES ({values}) ON CONFLICT ({key}) DO UPDATE SET {sets} "
-        "WHERE {newer}"
-    ).format(
-        table=sql.Identifier(table),
-        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        values=sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
-        key=sql.Identifier(key),
-        sets=sql.SQL(", ").join(
-            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c != key
-        ),
-        newer=sql.SQL(_UPSERT_NEWER[table]),
-    )
 
 
 def _unavailable(exc: psycopg.Error) -> LedgerUnavailableError:

@@ -9,6 +9,8 @@ import psycopg
 import pytest
 
 from connectors.ledger.database import connect
+from connectors.ledger.rows import COLUMNS
+from connectors.ledger.statements import ARRAY_TYPES
 from connectors.ledger.writer import ApplyOutcome, CommandRecord, LedgerWriter
 from schemas.models.enums import CollectionsCaseStatus, SubscriptionStatus
 from tests.integration.sink.helpers import count, snapshot, truncate_all
@@ -184,3 +186,23 @@ def test_offsets_never_move_backwards(writer: LedgerWriter) -> None:
 def apply_with_hook(writer: LedgerWriter, commands, seen: list[ApplyOutcome]) -> ApplyOutcome:
     batch = records(commands)
     return writer.apply(batch, {(TOPIC, 0): len(batch)}, "g1", before_commit=seen.append)
+
+
+def test_the_arrays_a_batch_is_bound_as_match_the_column_types(ledger_db: str) -> None:
+    # char(n) travels as text (the insert's cast enforces the length); every other type must be the
+    # column's own, or a batch would be cast (and perhaps rounded or refused) on the way in.
+    aliases = {"integer": "int4", "bigint": "int8", "timestamp with time zone": "timestamptz"}
+    with psycopg.connect(ledger_db) as connection:
+        for table, types in ARRAY_TYPES.items():
+            declared = dict(
+                connection.execute(
+                    "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                    (table,),
+                ).fetchall()
+            )
+            expected = [aliases.get(declared[c], declared[c]) for c in COLUMNS[table]]
+            assert [
+                "text" if d == "character" and t == "text" else d
+                for d, t in zip(expected, types, strict=True)
+            ] == list(types), table
