@@ -194,7 +194,7 @@ def test_the_arrays_a_batch_is_bound_as_match_the_column_types(ledger_db: str) -
     aliases = {"integer": "int4", "bigint": "int8", "timestamp with time zone": "timestamptz"}
     with psycopg.connect(ledger_db) as connection:
         for table, types in ARRAY_TYPES.items():
-            declared = dict(
+            declared: dict[str, str] = dict(
                 connection.execute(
                     "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
                     "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
