@@ -43,6 +43,8 @@ class AvroPrimitive:
 def _utc_millis(value: datetime) -> datetime:
     # timestamp-millis carries no zone and no microseconds: demand an aware value, normalise it to
     # UTC and drop the sub-millisecond part so that a model equals itself after a round trip.
+    if value.tzinfo is UTC and not value.microsecond % 1000:
+        return value  # what fastavro reads and every normalised value is: nothing to do
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must be timezone-aware (UTC); naive datetimes are ambiguous")
     value = value.astimezone(UTC)
