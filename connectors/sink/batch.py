@@ -1,12 +1,18 @@
-"""Pure bookkeeping of a consumed batch: the offsets to store and what a rebalance takes away."""
+"""Pure bookkeeping of a consumed batch: what it decoded to, the offsets to store, what a rebalance drops."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-__all__ = ["Positioned", "next_offsets", "without_partitions"]
+from confluent_kafka import Message
+
+from connectors.ledger.writer import CommandRecord
+from connectors.sink.decode import DecodeFailure
+
+__all__ = ["DecodedBatch", "Positioned", "next_offsets", "without_partitions"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +54,13 @@ def without_partitions(records: Iterable[P], revoked: Iterable[tuple[str, int]])
     """
     gone = set(revoked)
     return [r for r in records if (r.topic(), r.partition()) not in gone]
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    """A polled batch, decoded, and the next offset of each partition it covers."""
+
+    messages: list[Message]
+    records: list[CommandRecord]
+    failures: list[DecodeFailure]
+    offsets: dict[tuple[str, int], int]

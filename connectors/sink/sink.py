@@ -6,6 +6,11 @@ the ledger, and Kafka's own committed offsets are written afterwards only as a c
 tools. A crash anywhere, a rebalance, or a replay therefore re-delivers at most what the ledger
 has not committed, and command ids make re-delivered commands no-ops.
 
+Two batches are in hand: one is applied on a background thread (mostly waiting for PostgreSQL) while
+the main thread reads and decodes the next. Batches still commit one at a time, in order; the
+consumer and its rebalance callbacks stay on the main thread, which lets the batch in flight commit
+before a partition is given up or re-positioned.
+
 Faults: when the database (or the schema registry) is unreachable the batch is retried with capped
 exponential back-off and nothing moves: no offsets, no dead letters. A record that cannot be
 decoded, or that the database rejects, goes to the sink's dead-letter topic with its reason,
@@ -21,6 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -35,17 +41,18 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from connectors.errors import CommandRejectedError, LedgerUnavailableError, SinkError
+from connectors.errors import LedgerUnavailableError, SinkError
 from connectors.ledger.database import connect
 from connectors.ledger.migrate import ensure_current
-from connectors.ledger.writer import ApplyOutcome, CommandRecord, LedgerWriter
+from connectors.ledger.writer import ApplyOutcome, LedgerWriter
 from connectors.sink.backoff import Backoff
-from connectors.sink.batch import next_offsets, without_partitions
+from connectors.sink.batch import DecodedBatch, next_offsets, without_partitions
+from connectors.sink.config import SinkConfig, SinkStats
+from connectors.sink.deadletters import DELIVERY_TIMEOUT_S, DeadLetters, Position
 from connectors.sink.decode import DecodeFailure, decode_batch
 from connectors.sink.metrics import SinkMetrics
 from streams.clients import consumer as make_consumer
 from streams.clients import producer as make_producer
-from streams.deadletter import Failure, SourceRecord, dead_letter_headers
 from streams.errors import RegistryUnavailableError
 from streams.serde import AvroSerde
 from streams.settings import Settings
@@ -58,49 +65,14 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STAGE = "sink"
-DELIVERY_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
-class SinkConfig:
-    """How one sink runs; topic names default to the catalog's."""
+class _InFlight:
+    """The batch the applier thread is working on."""
 
-    group_id: str = "revstream-sink"
-    topic: str | None = None
-    deadletter_topic: str | None = None
-    batch_size: int = 2000
-    batch_linger_s: float = 0.2
-    max_records: int | None = None
-    until_idle_s: float | None = None
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 10.0
-    # Fault injection for the crash test: SIGKILL this process right after the Nth database commit,
-    # before the courtesy Kafka commit. Never set in production.
-    crash_after_db_commits: int | None = None
-
-
-@dataclass
-class SinkStats:
-    """What a sink run did."""
-
-    consumed: int = 0
-    applied: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    batches: int = 0
-    retries: int = 0
-    rows_written: int = 0
-    first_record_at: float | None = None
-    """``time.perf_counter()`` when the first record arrived."""
-    last_commit_at: float | None = None
-    """``time.perf_counter()`` when the last batch was committed to the ledger."""
-
-    @property
-    def busy_seconds(self) -> float:
-        """Seconds from the first record to the last commit (group join and idle time excluded)."""
-        if self.first_record_at is None or self.last_commit_at is None:
-            return 0.0
-        return self.last_commit_at - self.first_record_at
+    batch: DecodedBatch
+    outcome: Future[ApplyOutcome]
 
 
 class ErpSink:
@@ -122,10 +94,14 @@ class ErpSink:
         self.metrics = metrics or SinkMetrics.create()
         self.serde = serde or AvroSerde.from_settings(settings.registry)
         self.stats = SinkStats()
+        self.dead_letters = DeadLetters(self.deadletter_topic, STAGE, self.config.group_id, self.metrics)
         self._stop = threading.Event()
         self._writer: LedgerWriter | None = None
         self._pending: list[Message] = []
-        self._delivery_errors: list[str] = []
+        self._inflight: _InFlight | None = None
+        self._submitted = 0
+        self._failed: Exception | None = None
+        self._stats_lock = threading.Lock()
         self._db_commits = 0
         self._last_activity: float | None = None
 
@@ -153,29 +129,43 @@ class ErpSink:
             return self.stats
         consumer = make_consumer(self.settings.kafka, self.config.group_id)
         producer = make_producer(self.settings.kafka)
+        applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-apply")
         consumer.subscribe(
             [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
         try:
-            while not self._stop.is_set() and not self._reached_max():
-                messages = self._poll_batch(consumer)
-                if not messages:
-                    if self._idle_for_long_enough():
-                        logger.info("no records for %.1fs; stopping", self.config.until_idle_s)
-                        break
-                    continue
-                self._last_activity = time.monotonic()
-                self._handle(messages, consumer, producer)
+            self._consume(consumer, producer, applier)
+            self._collect(consumer, wait=True)
         except SinkStopped:
             # Stopped during an outage: the batch was not applied and its offsets did not move,
             # so the next run starts exactly there.
             logger.info("stopped while waiting for the ledger; the unapplied batch will be re-read")
         finally:
+            self._settle(consumer)
+            applier.shutdown(wait=True)
             consumer.close()
             producer.flush(DELIVERY_TIMEOUT_S)
             if self._writer is not None:
                 self._writer.connection.close()
         return self.stats
+
+    def _consume(self, consumer: Consumer, producer: Producer, applier: ThreadPoolExecutor) -> None:
+        while not self._stop.is_set() and not self._reached_max():
+            messages = self._poll_batch(consumer)
+            self._raise_failed()
+            if not messages:
+                # The batch in flight may have committed meanwhile: tell Kafka now (lag tools), not
+                # when the next record happens to arrive.
+                self._collect(consumer, wait=False)
+                if self._idle_for_long_enough():
+                    logger.info("no records for %.1fs; stopping", self.config.until_idle_s)
+                    break
+                continue
+            self._last_activity = time.monotonic()
+            batch = self._decode(messages)
+            self._collect(consumer, wait=True)
+            self._inflight = _InFlight(batch, applier.submit(self._apply, batch, producer))
+            self._submitted += len(messages)
 
     def _idle_for_long_enough(self) -> bool:
         # The idle clock starts at the first assignment: joining the group is not idleness.
@@ -185,7 +175,7 @@ class ErpSink:
         return time.monotonic() - self._last_activity >= idle
 
     def _reached_max(self) -> bool:
-        return self.config.max_records is not None and self.stats.consumed >= self.config.max_records
+        return self.config.max_records is not None and self._submitted >= self.config.max_records
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -193,7 +183,7 @@ class ErpSink:
         """Read up to ``batch_size`` records, waiting at most ``batch_linger_s`` for more."""
         limit = self.config.batch_size
         if self.config.max_records is not None:
-            limit = min(limit, self.config.max_records - self.stats.consumed)
+            limit = min(limit, self.config.max_records - self._submitted)
         self._pending = []
         deadline = time.monotonic() + self.config.batch_linger_s
         while len(self._pending) < limit and not self._stop.is_set():
@@ -218,6 +208,8 @@ class ErpSink:
         return self._pending
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The ledger connection is the applier's until its batch is done.
+        self._collect_in_callback(consumer)
         # Position every partition where the ledger says; Kafka's committed offsets are ignored.
         stored = self._with_retry(lambda writer: writer.stored_offsets(self.config.group_id, self.topic))
         for tp in partitions:
@@ -229,41 +221,97 @@ class ErpSink:
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The batch in flight stores offsets of these partitions: it commits while they are still
+        # ours, so the next owner resumes from them instead of re-reading (and re-counting) it.
+        self._collect_in_callback(consumer)
         revoked = [(tp.topic, tp.partition) for tp in partitions]
         self._pending[:] = without_partitions(self._pending, revoked)
         logger.info("revoked %s", ", ".join(f"{t}[{p}]" for t, p in revoked))
 
     # -- applying ----------------------------------------------------------------------------
 
-    def _handle(self, messages: list[Message], consumer: Consumer, producer: Producer) -> None:
-        offsets = next_offsets(messages)
-        delivered: set[tuple[str, int, int]] = set()
+    def _decode(self, messages: list[Message]) -> DecodedBatch:
+        """Decode ``messages``; while the registry is unreachable, wait and retry (nothing moves)."""
+        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
+        while True:
+            try:
+                records, failures = decode_batch(self.serde, messages)
+            except RegistryUnavailableError as exc:
+                self._back_off(exc, backoff)
+                continue
+            return DecodedBatch(messages, records, failures, next_offsets(messages))
 
-        def attempt(writer: LedgerWriter) -> tuple[ApplyOutcome, list[DecodeFailure]]:
-            records, failures = decode_batch(self.serde, messages)
+    def _apply(self, batch: DecodedBatch, producer: Producer) -> ApplyOutcome:
+        """Apply ``batch`` and its offsets in one transaction (on the applier thread)."""
+        delivered: set[Position] = set()
+
+        def dead_letter_first(outcome: ApplyOutcome) -> None:
+            self.dead_letters.deliver(producer, batch.messages, batch.failures, outcome.rejected, delivered)
+
+        def attempt(writer: LedgerWriter) -> ApplyOutcome:
             started = time.perf_counter()
-
-            def dead_letter_first(outcome: ApplyOutcome) -> None:
-                self._dead_letter(producer, messages, failures, outcome.rejected, delivered)
-
-            outcome = writer.apply(records, offsets, self.config.group_id, before_commit=dead_letter_first)
+            outcome = writer.apply(
+                batch.records, batch.offsets, self.config.group_id, before_commit=dead_letter_first
+            )
             self.metrics.apply_seconds.observe(time.perf_counter() - started)
-            return outcome, failures
+            return outcome
 
-        outcome, failures = self._with_retry(attempt)
+        outcome = self._with_retry(attempt)
         self.stats.last_commit_at = time.perf_counter()
         self._db_commits += 1
         if self.config.crash_after_db_commits == self._db_commits:
             logger.warning("fault injection: killing the sink between the database and the Kafka commit")
             os.kill(os.getpid(), signal.SIGKILL)
-        self._account(messages, outcome, failures, offsets)
+        # Here rather than when the main thread collects the batch: metrics and stats follow the
+        # ledger, not the next poll.
+        self._account(batch.messages, outcome, batch.failures, batch.offsets)
+        return outcome
+
+    def _collect(self, consumer: Consumer, wait: bool) -> None:
+        """Finish the batch in flight once it committed (waiting for it when ``wait``): Kafka's commit.
+
+        Raises:
+            SinkStopped: when the sink was stopped while the batch waited for the ledger.
+            SinkError: when the batch's dead letters could not be delivered.
+        """
+        inflight = self._inflight
+        if inflight is None or not (wait or inflight.outcome.done()):
+            return
+        self._inflight = None
+        inflight.outcome.result()
+        batch = inflight.batch
         try:
             consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True
+                offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()], asynchronous=True
             )
         except KafkaException as exc:
             # Only lag tools read these; the ledger already holds the offsets that matter.
             logger.debug("courtesy offset commit failed: %s", exc)
+
+    def _collect_in_callback(self, consumer: Consumer) -> None:
+        # An exception must not escape a librdkafka callback: the main loop raises it after the poll.
+        try:
+            self._collect(consumer, wait=True)
+        except Exception as exc:
+            self._failed = exc
+
+    def _raise_failed(self) -> None:
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise failed
+
+    def _settle(self, consumer: Consumer) -> None:
+        """On the way out after an error: wait for the batch in flight to commit or fail."""
+        if self._inflight is None:
+            return
+        self._stop.set()  # a batch waiting out an outage gives up rather than hold the exit
+        try:
+            self._collect(consumer, wait=True)
+        except SinkStopped:
+            logger.info("stopped while waiting for the ledger; the unapplied batch will be re-read")
+        except Exception:
+            # The run already ends with the error that brought it here; this one is only reported.
+            logger.exception("the batch in flight failed too; it will be re-read by the next run")
 
     def _account(
         self,
@@ -288,64 +336,6 @@ class ErpSink:
         stats.rows_written += outcome.rows_written
         stats.batches += 1
 
-    def _dead_letter(
-        self,
-        producer: Producer,
-        messages: Sequence[Message],
-        failures: list[DecodeFailure],
-        rejected: list[tuple[CommandRecord, CommandRejectedError]],
-        delivered: set[tuple[str, int, int]],
-    ) -> None:
-        by_position = {(m.topic(), m.partition(), m.offset()): m for m in messages}
-        letters: list[tuple[Message, str, BaseException]] = [
-            (f.message, f.reason_code, f.error) for f in failures
-        ]
-        for record, rejection in rejected:
-            letters.append(
-                (
-                    by_position[(record.topic, record.partition, record.offset)],
-                    rejection.reason_code,
-                    rejection,
-                )
-            )
-        sent = []
-        for message, reason, error in letters:
-            position = (str(message.topic()), int(message.partition() or 0), int(message.offset() or 0))
-            if position in delivered:
-                continue  # already delivered by an earlier attempt of this batch
-            source = SourceRecord(
-                topic=position[0], partition=position[1], offset=position[2],
-                key=message.key(), value=message.value(), headers=_original_headers(message),
-            )  # fmt: skip
-            failure = Failure.from_exception(STAGE, reason, error, consumer_group=self.config.group_id)
-            headers: list[tuple[str, str | bytes | None]] = list(dead_letter_headers(source, failure))
-            producer.produce(
-                self.deadletter_topic,
-                key=message.key(),
-                value=message.value(),
-                headers=headers,
-                on_delivery=self._on_delivery,
-            )
-            logger.warning("dead-lettered %s[%d]@%d: %s %s", *position, reason, error)
-            sent.append((position, reason))
-        if not sent:
-            return
-        remaining = producer.flush(DELIVERY_TIMEOUT_S)
-        if remaining or self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors, []
-            raise SinkError(
-                f"could not deliver {len(sent)} dead letter(s) to {self.deadletter_topic} "
-                f"({'; '.join(errors) or f'{remaining} still queued'}); nothing was committed, "
-                "restart the sink"
-            )
-        for position, reason in sent:
-            delivered.add(position)
-            self.metrics.dead_lettered.labels(reason).inc()
-
-    def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            self._delivery_errors.append(error.str())
-
     # -- the database, with back-off ---------------------------------------------------------
 
     def _with_retry(self, action: Callable[[LedgerWriter], T]) -> T:
@@ -360,12 +350,21 @@ class ErpSink:
             except (LedgerUnavailableError, RegistryUnavailableError) as exc:
                 self._disconnect()
                 self.metrics.db_up.set(0 if isinstance(exc, LedgerUnavailableError) else 1)
-                self.metrics.db_retries.inc()
-                self.stats.retries += 1
-                delay = backoff.next_delay()
-                logger.warning("%s; retrying in %.1fs (attempt %d)", exc, delay, backoff.attempts)
-                if self._stop.wait(delay):
-                    raise SinkStopped from exc
+                self._back_off(exc, backoff)
+
+    def _back_off(self, exc: Exception, backoff: Backoff) -> None:
+        """Count a failed attempt and wait before the next one.
+
+        Raises:
+            SinkStopped: when a stop request interrupts the wait.
+        """
+        self.metrics.db_retries.inc()
+        with self._stats_lock:  # the main and the applier thread may both be waiting out an outage
+            self.stats.retries += 1
+        delay = backoff.next_delay()
+        logger.warning("%s; retrying in %.1fs (attempt %d)", exc, delay, backoff.attempts)
+        if self._stop.wait(delay):
+            raise SinkStopped from exc
 
     def _connect(self) -> LedgerWriter:
         if self._writer is None:
@@ -387,12 +386,6 @@ class ErpSink:
                 self._writer.connection.close()
             finally:
                 self._writer = None
-
-
-def _original_headers(message: Message) -> tuple[tuple[str, bytes], ...]:
-    raw = message.headers() or ()
-    pairs = raw.items() if isinstance(raw, dict) else raw
-    return tuple((k, v.encode() if isinstance(v, str) else (v or b"")) for k, v in pairs)
 
 
 class SinkStopped(Exception):
