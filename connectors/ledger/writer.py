@@ -28,6 +28,7 @@ from connectors.ledger.rows import (
     UPSERT_ORDER,
     UPSERT_TABLES,
     LedgerRows,
+    Row,
     add_rows,
     applied_row,
     customer_row,
@@ -46,7 +47,7 @@ from connectors.ledger.statements import (
 )
 from schemas.models.erp import ErpCommand
 
-__all__ = ["ApplyOutcome", "CommandRecord", "LedgerWriter", "reason_for"]
+__all__ = ["ApplyOutcome", "CommandRecord", "LedgerWriter", "PreparedBatch", "prepare", "reason_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,46 @@ class ApplyOutcome:
     rejected: list[tuple[CommandRecord, CommandRejectedError]] = field(default_factory=list)
     rows_written: int = 0
     slow_path: bool = False
+
+
+@dataclass
+class PreparedBatch:
+    """A batch's rows, built before its transaction, as if every command in it were new.
+
+    The sink prepares the next batch while the previous one is being applied; the writer uses the
+    rows as they are when the database takes every command as new (the usual case), else it builds
+    them again for the new ones.
+    """
+
+    records: list[CommandRecord]
+    """The first record of each command id, in order, of a type the ledger can apply."""
+    duplicates: list[CommandRecord]
+    """Records repeating a command id earlier in the batch."""
+    rejected: list[tuple[CommandRecord, CommandRejectedError]]
+    """Records of a type the ledger cannot apply (``UNKNOWN``)."""
+    applied_rows: list[Row]
+    rows: LedgerRows
+
+
+def prepare(records: Sequence[CommandRecord]) -> PreparedBatch:
+    """Return ``records`` sorted out and turned into rows (pure: no database)."""
+    firsts = first_per_key(records, key=lambda r: r.command_id)
+    first_ids = {id(r) for r in firsts}
+    batch = PreparedBatch([], [r for r in records if id(r) not in first_ids], [], [], LedgerRows())
+    for record in firsts:
+        # What cannot be applied at all is refused before anything is written.
+        rejection = unsupported(record.command)
+        if rejection is None:
+            batch.records.append(record)
+            batch.applied_rows.append(
+                applied_row(record.command, record.topic, record.partition, record.offset)
+            )
+            add_rows(record.command, batch.rows)
+        else:
+            rejection.topic, rejection.partition = record.topic, record.partition
+            rejection.offset = record.offset
+            batch.rejected.append((record, rejection))
+    return batch
 
 
 def reason_for(sqlstate: str | None, constraint: str | None) -> str:
@@ -148,12 +189,14 @@ class LedgerWriter:
 
     def apply(
         self,
-        records: Sequence[CommandRecord],
+        records: Sequence[CommandRecord] | PreparedBatch,
         offsets: Mapping[TopicPartition, int],
         group: str,
         before_commit: Callable[[ApplyOutcome], None] | None = None,
     ) -> ApplyOutcome:
         """Apply ``records`` and store ``offsets`` (next offset per partition) in one transaction.
+
+        ``records`` may come :func:`prepare`-d already (off the thread that applies them).
 
         ``before_commit`` runs inside the transaction once the outcome is known; the sink
         dead-letters the rejected records there, so the offsets never move past a rejected record
@@ -162,32 +205,19 @@ class LedgerWriter:
         Raises:
             LedgerUnavailableError: when the database went away; nothing was committed.
         """
-        outcome = ApplyOutcome()
-        prepared: list[CommandRecord] = []
-        firsts = first_per_key(records, key=lambda r: r.command_id)
-        first_ids = {id(r) for r in firsts}
-        outcome.duplicates.extend(r for r in records if id(r) not in first_ids)
-        for record in firsts:
-            # Rows are built only for commands the database takes as new; what cannot be applied at
-            # all is refused before anything is written.
-            rejection = unsupported(record.command)
-            if rejection is None:
-                prepared.append(record)
-            else:
-                rejection.topic, rejection.partition = record.topic, record.partition
-                rejection.offset = record.offset
-                outcome.rejected.append((record, rejection))
+        batch = records if isinstance(records, PreparedBatch) else prepare(records)
+        outcome = ApplyOutcome(duplicates=list(batch.duplicates), rejected=list(batch.rejected))
         try:
             self._ensure_stage()
             try:
-                return self._fast(prepared, offsets, group, outcome, before_commit)
+                return self._fast(batch, offsets, group, outcome, before_commit)
             except psycopg.Error as exc:
                 if not _is_rejection(exc):
                     raise
                 logger.info(
                     "batch rejected by the ledger (%s); re-applying command by command", exc.diag.sqlstate
                 )
-            return self._slow(prepared, offsets, group, outcome, before_commit)
+            return self._slow(batch.records, offsets, group, outcome, before_commit)
         except psycopg.Error as exc:
             if is_connection_error(exc):
                 raise _unavailable(exc) from exc
@@ -197,7 +227,7 @@ class LedgerWriter:
 
     def _fast(
         self,
-        prepared: list[CommandRecord],
+        batch: PreparedBatch,
         offsets: Mapping[TopicPartition, int],
         group: str,
         base: ApplyOutcome,
@@ -205,14 +235,19 @@ class LedgerWriter:
     ) -> ApplyOutcome:
         outcome = ApplyOutcome(duplicates=list(base.duplicates), rejected=list(base.rejected))
         with self.connection.transaction():
-            new_ids = self._insert_applied(prepared, staged=True)
-            batch_rows = LedgerRows()
-            for record in prepared:
-                if record.command_id in new_ids:
-                    outcome.applied.append(record)
-                    add_rows(record.command, batch_rows)
-                else:
-                    outcome.duplicates.append(record)
+            new_ids = self._insert_applied(batch.records, staged=True, rows=batch.applied_rows)
+            batch_rows = batch.rows
+            if len(new_ids) == len(batch.records):
+                outcome.applied.extend(batch.records)
+            else:
+                # Rows only for the commands the database took as new.
+                batch_rows = LedgerRows()
+                for record in batch.records:
+                    if record.command_id in new_ids:
+                        outcome.applied.append(record)
+                        add_rows(record.command, batch_rows)
+                    else:
+                        outcome.duplicates.append(record)
             written = self._write(batch_rows, [r.command for r in outcome.applied])
             self._store_offsets(offsets, group)
             # Fire the deferred balance checks now, so a violation is a statement error here
@@ -260,7 +295,9 @@ class LedgerWriter:
 
     # -- statements --------------------------------------------------------------------------
 
-    def _insert_applied(self, records: Sequence[CommandRecord], staged: bool = False) -> set[str]:
+    def _insert_applied(
+        self, records: Sequence[CommandRecord], staged: bool = False, rows: list[Row] | None = None
+    ) -> set[str]:
         """Record the commands' ids as applied; return the ids that were new.
 
         ``staged`` (once per transaction, the fast path): the rows are copied, because binding a
@@ -271,7 +308,8 @@ class LedgerWriter:
         rebalance) fails that copy on the primary key, and the rows go through a temporary table
         with ``ON CONFLICT DO NOTHING``, which tells which ones were new.
         """
-        rows = [applied_row(r.command, r.topic, r.partition, r.offset) for r in records]
+        if rows is None:
+            rows = [applied_row(r.command, r.topic, r.partition, r.offset) for r in records]
         if not rows:
             return set()
         if staged:

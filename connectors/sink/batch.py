@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 from confluent_kafka import Message
 
-from connectors.ledger.writer import CommandRecord
+from connectors.ledger.writer import PreparedBatch
 from connectors.sink.decode import DecodeFailure
 
 __all__ = ["DecodedBatch", "Positioned", "next_offsets", "without_partitions"]
@@ -58,9 +58,9 @@ def without_partitions(records: Iterable[P], revoked: Iterable[tuple[str, int]])
 
 @dataclass(frozen=True)
 class DecodedBatch:
-    """A polled batch, decoded, and the next offset of each partition it covers."""
+    """A polled batch, decoded and turned into ledger rows, and the next offset of each partition."""
 
     messages: list[Message]
-    records: list[CommandRecord]
+    prepared: PreparedBatch
     failures: list[DecodeFailure]
     offsets: dict[tuple[str, int], int]

@@ -44,7 +44,7 @@ from confluent_kafka import (
 from connectors.errors import LedgerUnavailableError, SinkError
 from connectors.ledger.database import connect
 from connectors.ledger.migrate import ensure_current
-from connectors.ledger.writer import ApplyOutcome, LedgerWriter
+from connectors.ledger.writer import ApplyOutcome, LedgerWriter, prepare
 from connectors.sink.backoff import Backoff
 from connectors.sink.batch import DecodedBatch, next_offsets, without_partitions
 from connectors.sink.config import SinkConfig, SinkStats
@@ -239,7 +239,8 @@ class ErpSink:
             except RegistryUnavailableError as exc:
                 self._back_off(exc, backoff)
                 continue
-            return DecodedBatch(messages, records, failures, next_offsets(messages))
+            # Rows are built here too, off the applier thread: its database work is the longer half.
+            return DecodedBatch(messages, prepare(records), failures, next_offsets(messages))
 
     def _apply(self, batch: DecodedBatch, producer: Producer) -> ApplyOutcome:
         """Apply ``batch`` and its offsets in one transaction (on the applier thread)."""
@@ -251,7 +252,7 @@ class ErpSink:
         def attempt(writer: LedgerWriter) -> ApplyOutcome:
             started = time.perf_counter()
             outcome = writer.apply(
-                batch.records, batch.offsets, self.config.group_id, before_commit=dead_letter_first
+                batch.prepared, batch.offsets, self.config.group_id, before_commit=dead_letter_first
             )
             self.metrics.apply_seconds.observe(time.perf_counter() - started)
             return outcome
