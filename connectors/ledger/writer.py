@@ -193,6 +193,7 @@ class LedgerWriter:
         offsets: Mapping[TopicPartition, int],
         group: str,
         before_commit: Callable[[ApplyOutcome], None] | None = None,
+        before_checks: Callable[[], None] | None = None,
     ) -> ApplyOutcome:
         """Apply ``records`` and store ``offsets`` (next offset per partition) in one transaction.
 
@@ -200,7 +201,8 @@ class LedgerWriter:
 
         ``before_commit`` runs inside the transaction once the outcome is known; the sink
         dead-letters the rejected records there, so the offsets never move past a rejected record
-        whose dead letter was not delivered.
+        whose dead letter was not delivered. ``before_checks`` runs once every row was sent, when only
+        the database's work is left (the deferred checks and the commit).
 
         Raises:
             LedgerUnavailableError: when the database went away; nothing was committed.
@@ -210,7 +212,7 @@ class LedgerWriter:
         try:
             self._ensure_stage()
             try:
-                return self._fast(batch, offsets, group, outcome, before_commit)
+                return self._fast(batch, offsets, group, outcome, before_commit, before_checks)
             except psycopg.Error as exc:
                 if not _is_rejection(exc):
                     raise
@@ -232,6 +234,7 @@ class LedgerWriter:
         group: str,
         base: ApplyOutcome,
         before_commit: Callable[[ApplyOutcome], None] | None,
+        before_checks: Callable[[], None] | None,
     ) -> ApplyOutcome:
         outcome = ApplyOutcome(duplicates=list(base.duplicates), rejected=list(base.rejected))
         with self.connection.transaction():
@@ -250,6 +253,8 @@ class LedgerWriter:
                         outcome.duplicates.append(record)
             written = self._write(batch_rows, [r.command for r in outcome.applied])
             self._store_offsets(offsets, group)
+            if before_checks is not None:
+                before_checks()
             # Fire the deferred balance checks now, so a violation is a statement error here
             # (and the batch goes to the slow path) rather than a failed COMMIT.
             self.connection.execute("SET CONSTRAINTS ALL IMMEDIATE")

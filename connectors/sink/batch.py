@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from confluent_kafka import Message
 
-from connectors.ledger.writer import PreparedBatch
+from connectors.ledger.writer import ApplyOutcome, PreparedBatch
 from connectors.sink.decode import DecodeFailure
 
-__all__ = ["DecodedBatch", "Positioned", "next_offsets", "without_partitions"]
+__all__ = ["DecodedBatch", "InFlight", "Positioned", "next_offsets", "without_partitions"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,3 +66,13 @@ class DecodedBatch:
     prepared: PreparedBatch
     failures: list[DecodeFailure]
     offsets: dict[tuple[str, int], int]
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The batch the sink's applier thread is working on."""
+
+    batch: DecodedBatch
+    outcome: Future[ApplyOutcome]
+    database_bound: threading.Event
+    """Set once only the database's work is left (the deferred checks, the commit), or it ended."""
