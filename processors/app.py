@@ -45,7 +45,7 @@ __all__ = ["ProcessorApp", "RevstreamApp", "build_app"]
 logger = logging.getLogger(__name__)
 
 RETRY_TICK_S: Final = 0.1
-EMBEDDED_FETCH_MAX_WAIT_MS: Final = 100
+EMBEDDED_FETCH_MAX_WAIT_MS: Final = 50
 
 
 class RevstreamApp(faust.App):
