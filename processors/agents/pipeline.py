@@ -21,13 +21,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from processors.agents.decode import Decoded, DecodeFailure, EventDecoder
 from processors.agents.dedupe import DEDUPE, DedupeEntry, Verdict, judge
 from processors.agents.ledger import Transition, missing_dependencies, recognise, reconcile
-from processors.agents.master import MasterData
+from processors.agents.master import REFERENCE_KINDS, MasterData
 from processors.agents.recon import report_batch, track_parked_usage
 from processors.agents.retry import Parked, next_attempt, park_headers
 from processors.errors import (
@@ -61,6 +61,7 @@ DUPLICATE_ID_CONFLICT: Final = "DUPLICATE_ID_CONFLICT"
 MASTER_DATA_MISSING: Final = "MASTER_DATA_MISSING"
 INVOICE_NOT_FOUND: Final = "INVOICE_NOT_FOUND"
 PROCESSING_ERROR: Final = "PROCESSING_ERROR"
+REFERENCE_FIRST_RETRY: Final = timedelta(milliseconds=200)
 UNREADABLE_MASTER_DATA: Final = "UNREADABLE_MASTER_DATA"
 
 _RULE_REASONS: Final[tuple[tuple[type[ProcessingError], str], ...]] = (
@@ -295,6 +296,9 @@ class Pipeline:
             max_attempts=self.worker.master_retry_attempts,
             base=self.worker.master_retry_backoff,
             cap=self.worker.master_retry_backoff_max,
+            # Reference data has its own reader, which may be one fetch behind an event published
+            # right after the product it names: look again soon before backing off.
+            first_delay=REFERENCE_FIRST_RETRY if all(_is_reference(item) for item in missing) else None,
         )
         if upcoming is None:
             attempts = 1 if parked is None else parked.attempt + 1
@@ -364,6 +368,10 @@ class Pipeline:
                 stage,
                 exc,
             )
+
+
+def _is_reference(missing: str) -> bool:
+    return missing.split(":", 1)[0] in REFERENCE_KINDS
 
 
 def _source(message: Any) -> SourceRecord:

@@ -73,16 +73,19 @@ def next_attempt(
     max_attempts: int,
     base: timedelta,
     cap: timedelta,
+    first_delay: timedelta | None = None,
 ) -> Parked | None:
     """Return the record's next parking after a failed attempt, or ``None`` when it must be dead-lettered.
 
     ``previous`` is the parking the record came back from (``None`` on its first failure);
-    ``max_attempts`` counts every attempt, the first one included.
+    ``max_attempts`` counts every attempt, the first one included; ``first_delay``, when given,
+    replaces the back-off before the second attempt.
     """
     attempt = 1 if previous is None else previous.attempt + 1
     if attempt >= max_attempts:
         return None
-    delay_ms = int(backoff(attempt, base, cap).total_seconds() * 1000)
+    wait = first_delay if previous is None and first_delay is not None else backoff(attempt, base, cap)
+    delay_ms = int(wait.total_seconds() * 1000)
     return Parked(
         attempt=attempt,
         not_before_ms=now_ms + delay_ms,

@@ -50,6 +50,26 @@ def test_later_attempts_keep_the_origin_and_first_failure_and_the_last_one_dead_
     assert attempt(third, now_ms=20_000) is None
 
 
+def test_a_first_delay_replaces_only_the_first_back_off():
+    def park(previous: Parked | None, now_ms: int) -> Parked | None:
+        return next_attempt(
+            previous,
+            missing=["product:P1"],
+            reason="MASTER_DATA_MISSING",
+            now_ms=now_ms,
+            origin=("ns.events.invoice_posted", 2, 41),
+            max_attempts=4,
+            base=BASE,
+            cap=CAP,
+            first_delay=timedelta(milliseconds=200),
+        )
+
+    first = park(None, 1_000)
+    assert first is not None and first.not_before_ms == 1_200
+    second = park(first, 1_300)
+    assert second is not None and second.not_before_ms == 1_300 + 2_000
+
+
 def test_one_attempt_means_dead_letter_at_the_first_failure():
     assert attempt(None, max_attempts=1) is None
 
