@@ -106,6 +106,8 @@ def _faust_config(
         "broker_heartbeat_interval": heartbeat_s,
         "broker_request_timeout": max(90.0, session_s + 5),
         "broker_max_poll_records": worker.batch_size,
+        "broker_commit_interval": worker.commit_interval.total_seconds(),
+        "broker_commit_every": worker.commit_every,
         "consumer_auto_offset_reset": "earliest",
         "processing_guarantee": worker.processing_guarantee,
         "store": "rocksdb://",

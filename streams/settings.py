@@ -355,8 +355,14 @@ class WorkerSettings(_Frozen):
     master_retry_backoff_max: timedelta = Field(default=timedelta(minutes=5), gt=timedelta(0))
     reconciliation_tolerance: int = Field(default=0, ge=0)
     batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    commit_interval: timedelta = Field(default=timedelta(seconds=2.8), gt=timedelta(0))
+    """How often Faust commits the offsets of finished batches (its ``broker_commit_interval``)."""
+    commit_every: int = Field(default=10_000, ge=1)
+    """Commit at once after this many finished records (Faust's ``broker_commit_every``)."""
 
-    @field_validator("dedupe_horizon", "master_retry_backoff", "master_retry_backoff_max", mode="before")
+    @field_validator(
+        "dedupe_horizon", "master_retry_backoff", "master_retry_backoff_max", "commit_interval", mode="before"
+    )
     @classmethod
     def _seconds_or_iso(cls, value: Any) -> Any:
         # The environment gives strings: plain seconds ("0.5") or an ISO-8601 duration ("P7D").
