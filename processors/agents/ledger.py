@@ -74,6 +74,7 @@ __all__ = [
     "missing_dependencies",
     "recognise",
     "reconcile",
+    "load_recon",
     "recon_key",
 ]
 
@@ -150,7 +151,8 @@ def _load_schedules(read: StateAccess, subscription: SubscriptionState) -> list[
     return schedules
 
 
-def _load_recon(read: StateAccess, key: ReconKey) -> ReconState | None:
+def load_recon(read: StateAccess, key: ReconKey) -> ReconState | None:
+    """Return the stored reconciliation state of ``key``, or ``None``."""
     raw = read(RECON, recon_key(key))
     return ReconState.model_validate_json(raw) if raw is not None else None
 
@@ -183,14 +185,14 @@ def reconcile(
             negative tolerance).
     """
     if isinstance(event, UsageRecorded):
-        state, counted = apply_usage(_load_recon(read, usage_key(event)), event, position, retried=retried)
+        state, counted = apply_usage(load_recon(read, usage_key(event)), event, position, retried=retried)
         if counted:
             out.updates.append((RECON, recon_key(state.key), state.model_dump_json().encode()))
             out.touched.append((state.key, departs(state, tolerance)))
     elif isinstance(event, InvoicePosted):
         states: dict[ReconKey, ReconState] = {}
         for key, line in usage_lines(event):
-            current = states[key] if key in states else _load_recon(read, key)
+            current = states[key] if key in states else load_recon(read, key)
             updated, changed = apply_invoice_line(current, line, event)
             if changed:
                 states[key] = updated

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
-from processors.agents.ledger import RECON, recon_key
+from processors.agents.ledger import RECON, load_recon, recon_key
 from processors.rules.reconcile import (
     ReconKey,
     ReconState,
@@ -42,8 +42,7 @@ class BatchState(Protocol):
 
 
 def _load(state: BatchState, partition: int, key: ReconKey) -> ReconState | None:
-    raw = state.get(RECON, partition, recon_key(key))
-    return ReconState.model_validate_json(raw) if raw is not None else None
+    return load_recon(lambda table, state_key: state.get(table, partition, state_key), key)
 
 
 def track_parked_usage(

@@ -13,7 +13,12 @@ BASE = timedelta(seconds=1)
 CAP = timedelta(seconds=60)
 
 
-def attempt(previous: Parked | None, now_ms: int = 1_000, max_attempts: int = 4) -> Parked | None:
+def attempt(
+    previous: Parked | None,
+    now_ms: int = 1_000,
+    max_attempts: int = 4,
+    first_delay: timedelta | None = None,
+) -> Parked | None:
     return next_attempt(
         previous,
         missing=["customer:C1"],
@@ -23,6 +28,7 @@ def attempt(previous: Parked | None, now_ms: int = 1_000, max_attempts: int = 4)
         max_attempts=max_attempts,
         base=BASE,
         cap=CAP,
+        first_delay=first_delay,
     )
 
 
@@ -51,22 +57,10 @@ def test_later_attempts_keep_the_origin_and_first_failure_and_the_last_one_dead_
 
 
 def test_a_first_delay_replaces_only_the_first_back_off():
-    def park(previous: Parked | None, now_ms: int) -> Parked | None:
-        return next_attempt(
-            previous,
-            missing=["product:P1"],
-            reason="MASTER_DATA_MISSING",
-            now_ms=now_ms,
-            origin=("ns.events.invoice_posted", 2, 41),
-            max_attempts=4,
-            base=BASE,
-            cap=CAP,
-            first_delay=timedelta(milliseconds=200),
-        )
-
-    first = park(None, 1_000)
+    short = timedelta(milliseconds=200)
+    first = attempt(None, now_ms=1_000, first_delay=short)
     assert first is not None and first.not_before_ms == 1_200
-    second = park(first, 1_300)
+    second = attempt(first, now_ms=1_300, first_delay=short)
     assert second is not None and second.not_before_ms == 1_300 + 2_000
 
 
