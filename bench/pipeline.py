@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -43,6 +43,7 @@ __all__ = [
     "Samples",
     "consumed",
     "first_output_time",
+    "last_output_time",
     "namespace",
     "output_topics",
     "scrape",
@@ -212,6 +213,43 @@ def output_topics(catalog: TopicCatalog) -> list[str]:
         catalog.retry_topic,
         *(catalog.deadletter_topic(stage) for stage in STAGES),
     ]
+
+
+def last_output_time(settings: Settings, topics: Sequence[str]) -> float | None:
+    """The latest produce timestamp (epoch seconds) among the records of ``topics``.
+
+    Reads each partition from one record before its reported end to its true end: Apache Kafka
+    reports the end right, the embedded broker reports the first offset of the last record batch
+    + 1 (ARCHITECTURE.md), so the read covers that whole batch.
+    """
+    reader = consumer(settings.kafka, f"bench-last-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
+    try:
+        metadata = reader.list_topics(timeout=10)
+        wanted: list[TopicPartition] = []
+        for topic in topics:
+            described = metadata.topics.get(topic)
+            for partition in described.partitions if described is not None else ():
+                low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                if high > low:
+                    wanted.append(TopicPartition(topic, partition, high - 1))
+        if not wanted:
+            return None
+        reader.assign(wanted)
+        pending = {(tp.topic, tp.partition) for tp in wanted}
+        latest: float | None = None
+        deadline = time.monotonic() + 30
+        while pending and time.monotonic() < deadline:
+            for message in reader.consume(500, timeout=0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        pending.discard((message.topic(), message.partition()))
+                    continue
+                moment = message.timestamp()[1] / 1000
+                latest = moment if latest is None else max(latest, moment)
+        return latest
+    finally:
+        reader.close()
 
 
 def first_output_time(settings: Settings, topics: Sequence[str]) -> float | None:
