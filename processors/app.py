@@ -198,7 +198,6 @@ def build_app(
         settings.kafka,
         watch_topics=[table.changelog_topic for table in tables]
         + [PartitionedTable(table).changelog_topic for table in master.tables()],
-        idempotent=not settings.embedded,
     )
     pipeline = Pipeline(
         catalog=catalog,

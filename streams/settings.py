@@ -58,6 +58,12 @@ Profile = Literal["embedded", "external"]
 # deviation is handled: the embedded profile fills it in unless the user set a value.
 EMBEDDED_SESSION_TIMEOUT_MS = 6000
 EMBEDDED_HEARTBEAT_INTERVAL_MS = 1000
+# Its idempotent produce path is slow too: 4-5x a record's cost in the producer, and at a paced
+# load of 2,700 events/s the broker's own CPU went from ~45 % to ~85 % of a core with the producers
+# idempotent, starving the worker on a 2-core machine. The embedded profile turns idempotence off
+# (unless set); one request in flight per connection keeps the order, and a retry's duplicate
+# carries the same id (event_id for events, removed by dedupe; deterministic ids for outputs).
+EMBEDDED_IDEMPOTENCE = False
 
 
 class _Frozen(BaseModel):
@@ -87,6 +93,8 @@ class KafkaSettings(_Frozen):
     ssl_key_password: SecretStr | None = None
     session_timeout_ms: int | None = Field(default=None, ge=1000, le=3_600_000)
     heartbeat_interval_ms: int | None = Field(default=None, ge=100, le=3_600_000)
+    idempotence: bool | None = None
+    """Idempotent producers (``enable.idempotence``); unset: on, except on the embedded profile."""
     client_id: str = "revstream"
 
     @model_validator(mode="after")
@@ -154,7 +162,7 @@ class KafkaSettings(_Frozen):
         return config
 
     def producer_config(self, **overrides: str | int | bool) -> dict[str, Any]:
-        """Return a confluent-kafka producer config: idempotent, acks=all, batched."""
+        """Return a confluent-kafka producer config: idempotent (unless switched off), acks=all, batched."""
         config: dict[str, Any] = {
             **self.confluent_config(),
             "enable.idempotence": True,
@@ -162,6 +170,10 @@ class KafkaSettings(_Frozen):
             "linger.ms": 5,
             "compression.type": "none",
         }
+        if self.idempotence is False:
+            # Without idempotence librdkafka may reorder a retried request past a later one, unless
+            # only one is in flight per connection.
+            config.update({"enable.idempotence": False, "max.in.flight.requests.per.connection": 1})
         config.update(overrides)
         return config
 
@@ -452,6 +464,8 @@ class Settings(BaseSettings):
             update["session_timeout_ms"] = EMBEDDED_SESSION_TIMEOUT_MS
         if self.kafka.heartbeat_interval_ms is None:
             update["heartbeat_interval_ms"] = EMBEDDED_HEARTBEAT_INTERVAL_MS
+        if self.kafka.idempotence is None:
+            update["idempotence"] = EMBEDDED_IDEMPOTENCE
         if not update:
             return self
         return self.model_copy(update={"kafka": self.kafka.model_copy(update=update)})

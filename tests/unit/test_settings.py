@@ -109,6 +109,26 @@ def test_embedded_profile_reads_endpoints_from_stack_state(tmp_path) -> None:
     assert settings.kafka.consumer_config("g")["session.timeout.ms"] == EMBEDDED_SESSION_TIMEOUT_MS
 
 
+def test_producers_are_idempotent_except_on_the_embedded_broker(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REVSTREAM_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1234")
+    external = load_settings(profile="external").kafka.producer_config()
+    assert external["enable.idempotence"] is True
+    assert "max.in.flight.requests.per.connection" not in external
+    (tmp_path / "stack.json").write_text(
+        '{"services": {}, "endpoints": {"bootstrap_servers": "127.0.0.1:1234",'
+        ' "registry_url": "http://127.0.0.1:8081", "database_url": "postgresql://x@/db"}}'
+    )
+    embedded = load_settings(home=tmp_path).with_embedded_endpoints().kafka.producer_config()
+    # Order is kept by one request in flight; a retry's duplicate carries the same id.
+    assert embedded["enable.idempotence"] is False
+    assert embedded["max.in.flight.requests.per.connection"] == 1
+    monkeypatch.setenv("REVSTREAM_KAFKA_IDEMPOTENCE", "true")
+    forced = load_settings(home=tmp_path).with_embedded_endpoints().kafka.producer_config()
+    assert forced["enable.idempotence"] is True
+
+
 def test_embedded_profile_without_stack_says_what_to_do(tmp_path) -> None:
     with pytest.raises(StackError, match="revstream stack up"):
         load_settings(home=tmp_path).with_embedded_endpoints()
