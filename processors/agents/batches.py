@@ -164,11 +164,10 @@ class EventAgent:
             return []
         behind = await self._lagging()
         master_topics = self.pipeline.master.kind_of_topic
-        master_behind = not self.pipeline.master.feed.caught_up or any(
-            tp.topic in master_topics for tp in behind
-        )
+        reference_behind = not self.pipeline.master.feed.caught_up
+        master_behind = {tp.partition for tp in behind if tp.topic in master_topics}
         events_behind = {tp: lag for tp, lag in behind.items() if tp.topic not in master_topics}
-        return self._input.release(events_behind, master_behind)
+        return self._input.release(events_behind, reference_behind, master_partitions=master_behind)
 
     async def run_due(self) -> None:
         """Run held-back events once master data caught up, and parked records that are due (a timer).

@@ -11,8 +11,13 @@ one at least as late (its "stream time" has passed the record). A partition with
 holds nothing back: its few records are in flight and waiting for them would only cost latency
 (measured: p99 from event to command 1 s instead of 0.14 s at 1,000 events/s). A backlogged
 partition with nothing fetched yet holds the others back for ``max_idle_s`` of fetching time at
-most. While this worker's master-data partitions still have unread records, events are held as a
-whole: master data first (bounded by ``max_held``).
+most. Master data comes first: while one of this worker's customer partitions still has unread
+records, the events of that partition number wait (a customer's record and its events share a key
+and a partition count, so they share a partition number); while the reference data (products,
+legal entities, read whole by every worker) is still being read, every event waits. Both holds
+are bounded by ``max_held``. Holding only the lagging partition number matters at a steady load,
+where some customer partition is one fetch behind at almost every batch: holding every event then
+made every other batch wait a fetch and the next one carry twice the records.
 """
 
 from __future__ import annotations
@@ -59,7 +64,11 @@ class InputBuffer:
             self._empty_since.pop(tp, None)
 
     def release(
-        self, lagging: Mapping[Any, int], master_lagging: bool, now: float | None = None
+        self,
+        lagging: Mapping[Any, int],
+        master_lagging: bool,
+        now: float | None = None,
+        master_partitions: Collection[int] = (),
     ) -> list[Any]:
         """Take out the records whose turn has come, in processing order.
 
@@ -67,13 +76,17 @@ class InputBuffer:
         (``-1``: not known yet). Only a backlog of ``min_lag`` records or more holds others back (a
         few records in flight are the next fetch's; waiting for them costs latency, not order). A
         lagging partition with nothing buffered holds its partition number back for ``max_idle_s``
-        of fetching time at most.
+        of fetching time at most. ``master_lagging`` holds every record (reference data still
+        being read); ``master_partitions`` holds the partition numbers whose master data has
+        unread records.
         """
         if not self._held:
             return []
         now = time.monotonic() if now is None else now
-        if master_lagging and len(self) < self.max_held:
+        within_bound = len(self) < self.max_held
+        if master_lagging and within_bound:
             return []
+        waiting_for_master = frozenset(master_partitions) if within_bound else frozenset()
         boundary: dict[int, float] = {}
         for tp, lag in lagging.items():
             if 0 <= lag < self.min_lag:
@@ -88,6 +101,8 @@ class InputBuffer:
             boundary[tp.partition] = min(boundary.get(tp.partition, math.inf), last)
         released: list[list[Any]] = []
         for tp, messages in list(self._held.items()):
+            if tp.partition in waiting_for_master:
+                continue
             limit = boundary.get(tp.partition, math.inf)
             cut = 0
             while cut < len(messages) and _timestamp(messages[cut]) <= limit:

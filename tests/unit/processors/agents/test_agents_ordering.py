@@ -82,6 +82,22 @@ def test_events_wait_for_master_data_up_to_a_bound():
     assert len(buffer.release({}, master_lagging=True, now=0)) == 3
 
 
+def test_only_the_partition_number_whose_customers_lag_waits_for_them():
+    buffer = InputBuffer(max_held=4)
+    buffer.add(USAGE, records(USAGE, 1, 2))
+    buffer.add(OTHER, records(OTHER, 3))
+    # Customers partition 0 has unread records: partition 0's events wait, partition 1's go.
+    assert stamps(buffer.release({}, master_lagging=False, now=0, master_partitions={0})) == [("usage", 3)]
+    assert buffer.release({}, master_lagging=False, now=0, master_partitions={0}) == []
+    assert stamps(buffer.release({}, master_lagging=False, now=0)) == [("usage", 1), ("usage", 2)]
+
+
+def test_a_partition_waiting_for_customers_is_bounded_too():
+    buffer = InputBuffer(max_held=2)
+    buffer.add(USAGE, records(USAGE, 1, 2))
+    assert len(buffer.release({}, master_lagging=False, now=0, master_partitions={0})) == 2
+
+
 def test_a_partitions_own_order_is_kept_even_when_timestamps_go_back():
     buffer = InputBuffer()
     buffer.add(USAGE, records(USAGE, 5, 3, 8))
