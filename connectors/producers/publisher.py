@@ -4,9 +4,11 @@ One :class:`Publisher` wraps one idempotent confluent-kafka producer (``acks=all
 ``enable.idempotence``): librdkafka retries a failed send without duplicating or reordering it, so
 the only duplicates left are a producer re-sending after a crash, which the pipeline's dedupe on
 ``event_id`` removes. (On the embedded broker the profile switches idempotence off for speed: one
-request in flight keeps the order, and a retry's duplicate is removed by the same dedupe.) Records are Confluent-framed Avro with schemas from the registry; the topic
-comes from the catalog by event type, the key is ``customer_id`` (master data: the record's own id,
-on its compacted topic) so that every event of a customer lands on one partition, in order.
+request in flight keeps the order, and a retry's duplicate is removed by the same dedupe.)
+
+Records are Confluent-framed Avro with schemas from the registry; the topic comes from the catalog
+by event type, the key is ``customer_id`` (master data: the record's own id, on its compacted
+topic) so that every event of a customer lands on one partition, in order.
 
 Delivery is asynchronous: ``publish`` returns a :class:`concurrent.futures.Future` that resolves
 when the broker acknowledged the record (or fails with :class:`DeliveryFailedError`), and calls an
