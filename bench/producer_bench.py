@@ -1,10 +1,11 @@
 """SDK publish throughput against a raw confluent-kafka producer, in the same run, on the same broker.
 
 The raw producer gets the records already Avro-encoded (by the project's serde, outside the timed
-part) and sends them with the same producer configuration (idempotent, ``acks=all``), the same
-keys and headers and a delivery callback, polling as a well-behaved producer does. The SDK gets the
-same events as models and does everything itself: encoding, headers, delivery reports. Rounds
-alternate raw / SDK so that a noisy neighbour hurts both alike; the best round of each counts.
+part) and sends them with the same producer configuration (``acks=all``; idempotent except on the
+embedded profile, like the SDK's), the same keys and headers and a delivery callback, polling as a
+well-behaved producer does. The SDK gets the same events as models and does everything itself:
+encoding, headers, delivery reports. Rounds alternate raw / SDK so that a noisy neighbour hurts
+both alike; the best round of each counts.
 
     python -m bench.producer_bench [--n 50000] [--rounds 3]
 
