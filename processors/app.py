@@ -37,7 +37,7 @@ from processors.outputs import OutputProducer
 from processors.state import PartitionedTable
 from schemas.names import EVENT_TYPES
 from streams.serde import AvroSerde
-from streams.settings import KafkaSettings, Settings
+from streams.settings import EMBEDDED_FETCH_MAX_WAIT_MS, KafkaSettings, Settings
 from streams.topics import TopicCatalog, catalog_for
 
 __all__ = ["ProcessorApp", "RevstreamApp", "build_app"]
@@ -45,7 +45,6 @@ __all__ = ["ProcessorApp", "RevstreamApp", "build_app"]
 logger = logging.getLogger(__name__)
 
 RETRY_TICK_S: Final = 0.1
-EMBEDDED_FETCH_MAX_WAIT_MS: Final = 50
 
 
 class RevstreamApp(faust.App):

@@ -54,7 +54,7 @@ from streams.clients import consumer as make_consumer
 from streams.clients import producer as make_producer
 from streams.errors import RegistryUnavailableError
 from streams.serde import AvroSerde
-from streams.settings import Settings
+from streams.settings import EMBEDDED_FETCH_MAX_WAIT_MS, Settings
 from streams.topics import catalog_for
 
 __all__ = ["ErpSink", "SinkConfig", "SinkStats"]
@@ -118,7 +118,8 @@ class ErpSink:
             self._with_retry(lambda writer: writer)
         except SinkStopped:
             return self.stats
-        consumer = make_consumer(self.settings.kafka, self.config.group_id)
+        fetch_wait = {"fetch.wait.max.ms": EMBEDDED_FETCH_MAX_WAIT_MS} if self.settings.embedded else {}
+        consumer = make_consumer(self.settings.kafka, self.config.group_id, **fetch_wait)
         producer = make_producer(self.settings.kafka)
         applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-apply")
         consumer.subscribe(
