@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -215,6 +215,19 @@ def output_topics(catalog: TopicCatalog) -> list[str]:
     ]
 
 
+def _non_empty(reader: Consumer, topics: Sequence[str], *, from_end: bool) -> list[TopicPartition]:
+    """The partitions of ``topics`` holding records, positioned at their start or last reported record."""
+    metadata = reader.list_topics(timeout=10)
+    wanted: list[TopicPartition] = []
+    for topic in topics:
+        described = metadata.topics.get(topic)
+        for partition in described.partitions if described is not None else ():
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                wanted.append(TopicPartition(topic, partition, high - 1 if from_end else OFFSET_BEGINNING))
+    return wanted
+
+
 def last_output_time(settings: Settings, topics: Sequence[str]) -> float | None:
     """The latest produce timestamp (epoch seconds) among the records of ``topics``.
 
@@ -224,14 +237,7 @@ def last_output_time(settings: Settings, topics: Sequence[str]) -> float | None:
     """
     reader = consumer(settings.kafka, f"bench-last-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
     try:
-        metadata = reader.list_topics(timeout=10)
-        wanted: list[TopicPartition] = []
-        for topic in topics:
-            described = metadata.topics.get(topic)
-            for partition in described.partitions if described is not None else ():
-                low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if high > low:
-                    wanted.append(TopicPartition(topic, partition, high - 1))
+        wanted = _non_empty(reader, topics, from_end=True)
         if not wanted:
             return None
         reader.assign(wanted)
@@ -256,14 +262,7 @@ def first_output_time(settings: Settings, topics: Sequence[str]) -> float | None
     """The earliest produce timestamp (epoch seconds) among the first records of ``topics``."""
     reader = consumer(settings.kafka, f"bench-first-{uuid.uuid4().hex[:8]}")
     try:
-        metadata = reader.list_topics(timeout=10)
-        wanted: list[TopicPartition] = []
-        for topic in topics:
-            described = metadata.topics.get(topic)
-            for partition in described.partitions if described is not None else ():
-                low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                if high > low:
-                    wanted.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        wanted = _non_empty(reader, topics, from_end=False)
         if not wanted:
             return None
         reader.assign(wanted)
