@@ -10,13 +10,17 @@ import calendar
 import logging
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from processors.errors import InvalidPeriodError, RuleInputError
 
 __all__ = [
+    "BIGINT_MAX",
+    "MAX_AMOUNT_MINOR",
     "MonthShare",
     "allocate_largest_remainder",
+    "fits_bigint",
+    "in_range",
     "last_day_of_month",
     "month_key",
     "month_spans",
@@ -24,6 +28,28 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+BIGINT_MAX: Final = 2**63 - 1
+"""The largest value of the ledger's ``bigint`` columns and of an Avro ``long``."""
+
+MAX_AMOUNT_MINOR: Final = 10**15
+"""The largest amount or quantity policy lets through, one field or one derived figure.
+
+10^15 minor units is ten trillion in a two-decimal currency, beyond any real invoice, and it leaves
+the ledger room to add figures up: about 9,200 amounts at this ceiling still sum within a
+``bigint`` (the trial balance and AR aging sum a column per account), where a single amount of
+2^63 - 1 overflowed the first sum it took part in.
+"""
+
+
+def in_range(value: int) -> bool:
+    """Whether ``value`` is within policy's ceiling, ``|value| <= MAX_AMOUNT_MINOR``."""
+    return -MAX_AMOUNT_MINOR <= value <= MAX_AMOUNT_MINOR
+
+
+def fits_bigint(value: int) -> bool:
+    """Whether ``value`` fits a signed 64-bit column (and an Avro ``long``)."""
+    return -(2**63) <= value <= BIGINT_MAX
 
 
 class MonthShare(NamedTuple):

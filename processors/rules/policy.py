@@ -9,6 +9,13 @@ The rules read master data through a :class:`MasterView`; a rule whose master da
 stays silent (the enrichment stage parks such events), except :data:`ReasonCode.UNKNOWN_PRODUCT`,
 which exists to say exactly that. An event with any exception should not go on to produce ERP
 commands: every reason here means posting it would put wrong numbers in the ledger.
+
+Two checks come before the rules, because what they find cannot be posted at all, not even in
+part. A figure beyond :data:`MAX_AMOUNT_MINOR` (a money field, a quantity, a line's quantity times
+its price, the sum of the lines) raises ``AMOUNT_OUT_OF_RANGE``: the ledger's ``bigint`` columns
+and the sums over them would overflow. A reversed period or term (``InvalidPeriodError``, which the
+worker dead-letters at the policy stage as ``INVALID_PERIOD``) is refused before any command is
+built, so that an invoice is never half posted: its entry applied, its invoice refused.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from processors.errors import InvalidPeriodError
 from processors.rules.enrich import MasterView
 from processors.rules.ids import derive_id
+from processors.rules.money import MAX_AMOUNT_MINOR, fits_bigint, in_range
 from schemas.models import (
     AvroRecord,
     BusinessException,
@@ -30,7 +39,7 @@ from schemas.models import (
     ReasonCode,
 )
 
-__all__ = ["BLOCKING_STATUSES", "check", "exception_id"]
+__all__ = ["BLOCKING_STATUSES", "check", "exception_id", "refuse_reversed_periods"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +66,16 @@ _LINE_AMOUNT_FIELDS: Final = (
     "amount_minor",
 )
 _EVENT_AMOUNT_FIELDS: Final = ("total_minor", "amount_minor", "quantity", "milestone_amount_minor")
+# (start, end) pairs and whether an empty period is allowed. An invoice line may be dated to one
+# day (start == end: the ledger's own check allows it); a term must last.
+_EVENT_PERIODS: Final = (
+    ("term_start", "term_end", False),
+    ("new_term_start", "new_term_end", False),
+    ("window_start", "window_end", True),
+)
+_LINE_PERIODS: Final = (("period_start", "period_end", True),)
+# Products of two fields that a rule multiplies (the value of a quantity at a price).
+_LINE_PRODUCTS: Final = (("quantity", "unit_price_minor"), ("quantity", "net_price_minor"))
 
 
 @dataclass(frozen=True)
@@ -134,17 +153,50 @@ def _negative_amounts(event: EventEnvelope, view: MasterView) -> Iterator[_Findi
             )
 
 
+def _out_of_range(model: AvroRecord, names: tuple[str, ...]) -> list[str]:
+    found = [
+        f"{name} {value}"
+        for name in names
+        if isinstance(value := model.value_of(name), int) and not in_range(value)
+    ]
+    for left, right in _LINE_PRODUCTS:
+        a, b = model.value_of(left), model.value_of(right)
+        if isinstance(a, int) and isinstance(b, int) and in_range(a) and in_range(b) and not in_range(a * b):
+            found.append(f"{left} x {right} = {a * b}")
+    return found
+
+
+def _amounts_out_of_range(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
+    fix = f"the ledger takes figures up to {MAX_AMOUNT_MINOR} minor units; correct it at its source"
+    beyond = _out_of_range(event, _EVENT_AMOUNT_FIELDS)
+    lines = _lines(event)
+    amounts = [line.value_of("amount_minor") for line in lines]
+    lines_sum = sum(amount for amount in amounts if isinstance(amount, int))
+    if not in_range(lines_sum):
+        beyond.append(f"the lines' amounts sum to {lines_sum}")
+    if beyond:
+        yield _Finding(ReasonCode.AMOUNT_OUT_OF_RANGE, 0, f"{', '.join(beyond)}: {fix}")
+    for position, line in enumerate(lines, start=1):
+        beyond = _out_of_range(line, _LINE_AMOUNT_FIELDS)
+        if beyond:
+            yield _Finding(
+                ReasonCode.AMOUNT_OUT_OF_RANGE, position, f"line {line.line_id}: {', '.join(beyond)}: {fix}"
+            )
+
+
 def _unbalanced_invoice(event: EventEnvelope, view: MasterView) -> Iterator[_Finding]:
     if not isinstance(event, InvoicePosted):
         return
     lines_total = sum(line.amount_minor for line in event.lines)
     if lines_total != event.total_minor:
+        difference = event.total_minor - lines_total
         yield _Finding(
             ReasonCode.UNBALANCED_INVOICE,
             0,
             f"invoice {event.invoice_id}: lines sum to {lines_total} but total_minor is"
             f" {event.total_minor} ({event.currency} minor units); re-post the invoice with matching totals",
-            amount_difference_minor=event.total_minor - lines_total,
+            # Out-of-range figures are named by AMOUNT_OUT_OF_RANGE; the field is a long.
+            amount_difference_minor=difference if fits_bigint(difference) else None,
         )
 
 
@@ -180,6 +232,7 @@ def _unapproved_discounts(event: EventEnvelope, view: MasterView) -> Iterator[_F
 
 
 _RULES: Final[tuple[Callable[[EventEnvelope, MasterView], Iterator[_Finding]], ...]] = (
+    _amounts_out_of_range,
     _inactive_customer,
     _currency_mismatch,
     _negative_amounts,
@@ -189,8 +242,31 @@ _RULES: Final[tuple[Callable[[EventEnvelope, MasterView], Iterator[_Finding]], .
 )
 
 
+def refuse_reversed_periods(event: EventEnvelope) -> None:
+    """Refuse an event whose period or term ends before it starts (or a term that is empty).
+
+    Raises:
+        InvalidPeriodError: naming the first such period.
+    """
+    models: list[tuple[AvroRecord, tuple[tuple[str, str, bool], ...]]] = [(event, _EVENT_PERIODS)]
+    models.extend((line, _LINE_PERIODS) for line in _lines(event))
+    for model, pairs in models:
+        for start_name, end_name, may_be_empty in pairs:
+            start, end = model.value_of(start_name), model.value_of(end_name)
+            if start is None or end is None:
+                continue
+            if end < start or (end == start and not may_be_empty):
+                raise InvalidPeriodError(start, end)
+
+
 def check(event: EventEnvelope, master: MasterView) -> list[BusinessException]:
-    """Return every business exception the event raises (empty when it passes every rule)."""
+    """Return every business exception the event raises (empty when it passes every rule).
+
+    Raises:
+        InvalidPeriodError: when a period or term of the event is reversed
+            (:func:`refuse_reversed_periods`): the event cannot be posted, whatever the rules say.
+    """
+    refuse_reversed_periods(event)
     return [
         BusinessException(
             exception_id=exception_id(event.event_id, finding.reason, finding.position),

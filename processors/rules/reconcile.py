@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict
 
 from processors.errors import RuleInputError
 from processors.rules.ids import derive_id
-from processors.rules.money import month_key
+from processors.rules.money import fits_bigint, month_key
 from schemas.models import (
     BusinessException,
     EventEnvelope,
@@ -355,6 +355,10 @@ def report(
     difference = state.difference
     revision = state.revision + 1
     amount = difference * line.unit_price_minor
+    # Policy bounds each usage quantity and price, not their sum over a period: a figure beyond a
+    # long is left out (and said so) rather than failing the whole batch's report.
+    representable = fits_bigint(amount) and fits_bigint(difference)
+    beyond = "" if representable else " (the money difference is beyond the range of a long)"
     if standing_now is None:
         detail = (
             f"resolved (revision {revision}): metered {state.metered_quantity}, billed"
@@ -365,8 +369,8 @@ def report(
         kind = "under-billed (revenue leakage)" if difference > 0 else "over-billed (dispute risk)"
         detail = (
             f"{kind} (revision {revision}): metered {state.metered_quantity}, billed"
-            f" {state.billed_quantity} for {state.metric} in {state.period}; issue a corrective invoice"
-            " or correct the meter"
+            f" {state.billed_quantity} for {state.metric} in {state.period}{beyond}; issue a corrective"
+            " invoice or correct the meter"
         )
     exception = BusinessException(
         exception_id=derive_id(
@@ -386,8 +390,8 @@ def report(
         correlation_id=trigger.correlation_id,
         detected_at=trigger.occurred_at,
         detail=detail,
-        quantity_difference=difference,
-        amount_difference_minor=amount,
+        quantity_difference=difference if fits_bigint(difference) else None,
+        amount_difference_minor=amount if representable else None,
         currency=line.currency,
         subscription_id=state.subscription_id,
         metric=state.metric,
