@@ -11,6 +11,7 @@ __all__ = [
     "DuplicateIdConflictError",
     "InvalidPeriodError",
     "InvalidRetryRecordError",
+    "MasterKeyError",
     "MissingAmountError",
     "OutputDeliveryError",
     "ProcessingError",
@@ -77,6 +78,10 @@ class DuplicateIdConflictError(ProcessingError):
 
 class DependencyMissingError(ProcessingError):
     """Raised (as a dead-letter cause) when master data or an earlier event never arrived in time."""
+
+
+class MasterKeyError(ProcessingError):
+    """Raised for a master-data record whose key is missing or does not name the record's own id."""
 
 
 class InvalidRetryRecordError(ProcessingError):

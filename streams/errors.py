@@ -19,6 +19,7 @@ __all__ = [
     "SchemaRegistrationError",
     "RegistryUnavailableError",
     "GovernanceError",
+    "RecordTooLargeError",
 ]
 
 
@@ -119,3 +120,7 @@ class RegistryUnavailableError(SerdeError):
 
 class GovernanceError(PlatformError):
     """Raised when a schema governance command cannot reach a subject or the registry refuses a schema."""
+
+
+class RecordTooLargeError(PlatformError):
+    """Raised (and dead-lettered) for a record too large for a worker to copy to its own topics intact."""

@@ -17,7 +17,7 @@ from connectors.errors import CommandRejectedError, SinkError
 from connectors.ledger.writer import CommandRecord
 from connectors.sink.decode import DecodeFailure
 from connectors.sink.metrics import SinkMetrics
-from streams.deadletter import Failure, SourceRecord, dead_letter_headers
+from streams.deadletter import Failure, SourceRecord, dead_letter_record
 
 __all__ = ["DELIVERY_TIMEOUT_S", "DeadLetters", "Position"]
 
@@ -76,13 +76,11 @@ class DeadLetters:
                 key=message.key(), value=message.value(), headers=_original_headers(message),
             )  # fmt: skip
             failure = Failure.from_exception(self.stage, reason, error, consumer_group=self.group)
-            headers: list[tuple[str, str | bytes | None]] = list(dead_letter_headers(source, failure))
+            # Bounded: a command record too large to copy whole is cut, never left undeliverable.
+            letter = dead_letter_record(source, failure)
+            headers: list[tuple[str, str | bytes | None]] = list(letter.headers)
             producer.produce(
-                self.topic,
-                key=message.key(),
-                value=message.value(),
-                headers=headers,
-                on_delivery=self._on_delivery,
+                self.topic, key=letter.key, value=letter.value, headers=headers, on_delivery=self._on_delivery
             )
             logger.warning("dead-lettered %s[%d]@%d: %s %s", *position, reason, error)
             sent.append((position, reason))

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from processors.agents.reference import ReferenceFeed
+from processors.errors import MasterKeyError
 from processors.rules.enrich import MasterView, master_newer
 from schemas.models import Customer, LegalEntity, MasterRecord, Product
 from schemas.names import MASTER_DATA_KINDS
@@ -42,6 +43,13 @@ MASTER_MODELS: Mapping[str, type[MasterRecord]] = {
     "product": Product,
     "legal_entity": LegalEntity,
 }
+
+MASTER_ID_FIELDS: Mapping[str, str] = {
+    "customer": "customer_id",
+    "product": "product_id",
+    "legal_entity": "legal_entity_id",
+}
+"""The field of each kind that holds the record's id: its topic's key."""
 
 REFERENCE_KINDS: frozenset[str] = frozenset({"product", "legal_entity"})
 """Master data every worker reads whole (:mod:`processors.agents.reference`)."""
@@ -190,17 +198,28 @@ class MasterData:
 
         Raises:
             SerdeError: when the record cannot be decoded (the caller dead-letters it).
+            MasterKeyError: when the record has no key, or its key is not its own id (stored under
+                it, it would answer for another customer); the caller dead-letters it.
         """
         lookup = self.lookups[self.kind_of_topic[message.topic]]
         key: bytes | None = message.key
         if key is None:
-            return False
+            raise MasterKeyError(
+                f"a {lookup.kind} record without a key names no {lookup.kind}; key it by its"
+                f" {MASTER_ID_FIELDS[lookup.kind]}"
+            )
         name = lookup.table.name
         if message.value is None:
             state.put(name, message.partition, key, None)
             lookup.on_record(key, None)
             return True
         incoming = lookup.decode_strict(message.value)
+        record_id = str(getattr(incoming, MASTER_ID_FIELDS[lookup.kind]))
+        if key != record_id.encode():
+            raise MasterKeyError(
+                f"a {lookup.kind} record keyed {key[:64]!r} holds {MASTER_ID_FIELDS[lookup.kind]}"
+                f" {record_id!r}; key it by its own id"
+            )
         # Compared with what is stored, not with the cache, so that a batch processed again after
         # a failure writes what it did not get to write the first time.
         stored = state.get(name, message.partition, key)

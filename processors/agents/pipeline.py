@@ -34,6 +34,7 @@ from processors.errors import (
     DependencyMissingError,
     DuplicateIdConflictError,
     InvalidPeriodError,
+    MasterKeyError,
     MissingAmountError,
     ProcessingError,
     RuleInputError,
@@ -47,7 +48,7 @@ from processors.rules.dedupe import fingerprint
 from processors.rules.enrich import missing_master_data
 from processors.rules.reconcile import ReconKey, SourcePosition
 from schemas.models import AvroRecord, EventEnvelope
-from streams.deadletter import Failure, SourceRecord, dead_letter_headers
+from streams.deadletter import RECORD_TOO_LARGE, Failure, SourceRecord, dead_letter_record, oversized
 from streams.errors import SerdeError
 from streams.serde import AvroSerde
 from streams.settings import WorkerSettings
@@ -63,6 +64,7 @@ INVOICE_NOT_FOUND: Final = "INVOICE_NOT_FOUND"
 PROCESSING_ERROR: Final = "PROCESSING_ERROR"
 REFERENCE_FIRST_RETRY: Final = timedelta(milliseconds=200)
 UNREADABLE_MASTER_DATA: Final = "UNREADABLE_MASTER_DATA"
+INVALID_MASTER_KEY: Final = "INVALID_MASTER_KEY"
 
 _RULE_REASONS: Final[tuple[tuple[type[ProcessingError], str], ...]] = (
     (UnbalancedEntryError, "UNBALANCED_ENTRY"),
@@ -137,6 +139,9 @@ class Pipeline:
         """Run one record read from a canonical topic through every stage."""
         topic, partition, offset = message.topic, message.partition, message.offset
         source = _source(message)
+        if (too_large := oversized(source)) is not None:  # it could be neither parked nor kept whole
+            self._dead_letter(ctx, source, "decode", RECORD_TOO_LARGE, too_large)
+            return
         decoded = self.decoder.decode(message.value, topic, partition, offset)
         if isinstance(decoded, DecodeFailure):
             self._dead_letter(ctx, source, "decode", decoded.reason, decoded.error)
@@ -168,10 +173,15 @@ class Pipeline:
 
     def process_master(self, message: Any, ctx: BatchContext) -> None:
         """Apply one master-data record (newer wins); an unreadable one is dead-lettered at decode."""
+        source = _source(message)
+        if (too_large := oversized(source)) is not None:  # its changelog record could not be written
+            self._dead_letter(ctx, source, "decode", RECORD_TOO_LARGE, too_large)
+            return
         try:
             applied = self.master.apply(message, ctx.state)
-        except SerdeError as exc:
-            self._dead_letter(ctx, _source(message), "decode", UNREADABLE_MASTER_DATA, exc)
+        except (SerdeError, MasterKeyError) as exc:
+            reason = INVALID_MASTER_KEY if isinstance(exc, MasterKeyError) else UNREADABLE_MASTER_DATA
+            self._dead_letter(ctx, source, "decode", reason, exc)
             return
         ctx.tally.processed["master", "applied" if applied else "older"] += 1
 
@@ -187,6 +197,9 @@ class Pipeline:
             message.value,
             _headers(original_headers),
         )
+        if (too_large := oversized(source)) is not None:  # parking it again would fail
+            self._dead_letter(ctx, source, "enrich", RECORD_TOO_LARGE, too_large, parked)
+            return
         decoded = self.decoder.decode(message.value, parked.topic, parked.partition, parked.offset)
         if isinstance(decoded, DecodeFailure):
             self._dead_letter(ctx, source, "decode", decoded.reason, decoded.error)
@@ -354,7 +367,8 @@ class Pipeline:
             first_failure_at=first,
         )
         topic = self._dlq.get(stage) or self.catalog.deadletter_topic(stage)
-        self.outputs.produce(topic, source.key, source.value, dead_letter_headers(source, failure))
+        letter = dead_letter_record(source, failure)
+        self.outputs.produce(topic, letter.key, letter.value, letter.headers)
         ctx.tally.dead_letters[stage, reason] += 1
         ctx.tally.processed[stage, "dead_lettered"] += 1
         if reason != PROCESSING_ERROR:
