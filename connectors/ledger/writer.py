@@ -8,8 +8,18 @@ re-delivered or concurrently applied command is a no-op, whatever Kafka's commit
 Fast path: one ``INSERT .. RETURNING`` for the ids, ``COPY`` for append-only tables, one set-based
 upsert per versioned table, deferred constraints checked before commit. If the
 database rejects anything, the batch is rolled back and re-applied on the slow path: one savepoint
-per command, so only the offending commands are rejected (and dead-lettered by the caller) while the
-rest of the batch lands.
+per source event, so only the offending events' commands are rejected (and dead-lettered by the
+caller) while the rest of the batch lands.
+
+**A source event's commands land together or not at all** (within a batch). The worker builds all
+of an event's commands from one record and produces them one after the other to one partition;
+when the ledger refuses one of them (a constraint, bad data, a type it cannot apply), every other
+command of that event in the batch is rejected with it, reason ``SOURCE_EVENT_REJECTED``, naming the
+command that failed. So an invoice is never half posted (its journal entry applied, its invoice
+refused). A command applied before (a duplicate) stays applied. The sink cuts batches by count and
+time, not by event, so an event whose commands straddle two batches is atomic per batch only; the
+worker's policy refuses what the ledger would (reversed periods, figures beyond a ``bigint``) before
+any command is built, which is the guarantee that holds whole.
 """
 
 from __future__ import annotations
@@ -23,6 +33,14 @@ import psycopg
 from connectors.errors import CommandRejectedError, LedgerUnavailableError
 from connectors.ledger.commands import CommandDict, record_of
 from connectors.ledger.database import is_connection_error
+from connectors.ledger.rejections import (
+    by_source_event,
+    is_rejection,
+    reason_for,
+    rejection_of,
+    sibling_rejection,
+    source_event_of,
+)
 from connectors.ledger.rows import (
     INSERT_TABLES,
     UPSERT_ORDER,
@@ -47,7 +65,14 @@ from connectors.ledger.statements import (
 )
 from schemas.models.erp import ErpCommand
 
-__all__ = ["ApplyOutcome", "CommandRecord", "LedgerWriter", "PreparedBatch", "prepare", "reason_for"]
+__all__ = [
+    "ApplyOutcome",
+    "CommandRecord",
+    "LedgerWriter",
+    "PreparedBatch",
+    "prepare",
+    "reason_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +140,17 @@ def prepare(records: Sequence[CommandRecord]) -> PreparedBatch:
     firsts = first_per_key(records, key=lambda r: r.command_id)
     first_ids = {id(r) for r in firsts}
     batch = PreparedBatch([], [r for r in records if id(r) not in first_ids], [], [], LedgerRows())
+    refused: dict[str, tuple[str, CommandRejectedError]] = {}
     for record in firsts:
-        # What cannot be applied at all is refused before anything is written.
         rejection = unsupported(record.command)
+        if rejection is not None:
+            refused.setdefault(source_event_of(record), (record.command_id, rejection))
+    for record in firsts:
+        # What cannot be applied at all is refused before anything is written, with its event.
+        rejection = unsupported(record.command)
+        if rejection is None and source_event_of(record) in refused:
+            failed_id, failed = refused[source_event_of(record)]
+            rejection = sibling_rejection(record, failed, failed_id)
         if rejection is None:
             batch.records.append(record)
             batch.applied_rows.append(
@@ -129,38 +162,6 @@ def prepare(records: Sequence[CommandRecord]) -> PreparedBatch:
             rejection.offset = record.offset
             batch.rejected.append((record, rejection))
     return batch
-
-
-def reason_for(sqlstate: str | None, constraint: str | None) -> str:
-    """Return the dead-letter reason code for a database rejection."""
-    if constraint == "journal_entry_balanced":
-        return "UNBALANCED_ENTRY"
-    codes = {"23505": "DUPLICATE_KEY", "23503": "MISSING_REFERENCE", "23502": "MISSING_VALUE"}
-    if sqlstate in codes:
-        return codes[sqlstate]
-    if sqlstate == "23514":
-        return "CONSTRAINT_VIOLATION"
-    if sqlstate and sqlstate.startswith("22"):
-        return "BAD_DATA"
-    return "REJECTED_BY_DATABASE"
-
-
-def _rejection(exc: psycopg.Error, record: CommandRecord) -> CommandRejectedError:
-    diag = exc.diag
-    detail = (diag.message_primary or str(exc)).strip().splitlines()[0]
-    if diag.constraint_name:
-        detail += f" (constraint {diag.constraint_name})"
-    return CommandRejectedError(
-        f"the ledger rejected command {record.command_id}: {detail}",
-        reason_code=reason_for(diag.sqlstate, diag.constraint_name),
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-    )
-
-
-def _is_rejection(exc: psycopg.Error) -> bool:
-    return isinstance(exc, psycopg.IntegrityError | psycopg.DataError) and not is_connection_error(exc)
 
 
 class LedgerWriter:
@@ -214,7 +215,7 @@ class LedgerWriter:
             try:
                 return self._fast(batch, offsets, group, outcome, before_commit, before_checks)
             except psycopg.Error as exc:
-                if not _is_rejection(exc):
+                if not is_rejection(exc):
                     raise
                 logger.info(
                     "batch rejected by the ledger (%s); re-applying command by command", exc.diag.sqlstate
@@ -273,30 +274,50 @@ class LedgerWriter:
     ) -> ApplyOutcome:
         outcome = ApplyOutcome(duplicates=list(base.duplicates), rejected=list(base.rejected), slow_path=True)
         with self.connection.transaction():
-            for record in prepared:
-                try:
-                    with self.connection.transaction():
-                        # A savepoint rollback may leave the constraint mode as the failed
-                        # command set it; every command starts deferred again.
-                        self.connection.execute("SET CONSTRAINTS ALL DEFERRED")
-                        if not self._insert_applied([record]):
-                            outcome.duplicates.append(record)
-                            continue
-                        written = self._write(rows_for(record.command), [record.command])
-                        self.connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                except psycopg.Error as exc:
-                    if not _is_rejection(exc):
-                        raise
-                    rejection = _rejection(exc, record)
-                    logger.warning("%s", rejection)
-                    outcome.rejected.append((record, rejection))
-                    continue
-                outcome.applied.append(record)
-                outcome.rows_written += written + 1
+            for event in by_source_event(prepared):
+                self._apply_event(event, outcome)
             self._store_offsets(offsets, group)
             if before_commit is not None:
                 before_commit(outcome)
         return outcome
+
+    def _apply_event(self, event: list[CommandRecord], outcome: ApplyOutcome) -> None:
+        """Apply one source event's commands under one savepoint: all of them, or none."""
+        applied: list[CommandRecord] = []
+        duplicates: list[CommandRecord] = []
+        written = 0
+        try:
+            with self.connection.transaction():
+                for record in event:
+                    try:
+                        # A savepoint per command too, so the rejection names the command that failed.
+                        with self.connection.transaction():
+                            # A savepoint rollback may leave the constraint mode as the failed
+                            # command set it; every command starts deferred again.
+                            self.connection.execute("SET CONSTRAINTS ALL DEFERRED")
+                            if not self._insert_applied([record]):
+                                duplicates.append(record)
+                                continue
+                            written += self._write(rows_for(record.command), [record.command]) + 1
+                            self.connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    except psycopg.Error as exc:
+                        if not is_rejection(exc):
+                            raise
+                        raise _EventRejectedError(record, rejection_of(exc, record)) from exc
+                    applied.append(record)
+        except _EventRejectedError as failed:
+            logger.warning("%s", failed.rejection)
+            outcome.duplicates.extend(duplicates)
+            for record in event:
+                if record is failed.record:
+                    outcome.rejected.append((record, failed.rejection))
+                elif all(record is not duplicate for duplicate in duplicates):
+                    rejection = sibling_rejection(record, failed.rejection, failed.record.command_id)
+                    outcome.rejected.append((record, rejection))
+            return
+        outcome.applied.extend(applied)
+        outcome.duplicates.extend(duplicates)
+        outcome.rows_written += written
 
     # -- statements --------------------------------------------------------------------------
 
@@ -386,6 +407,15 @@ class LedgerWriter:
             "SET next_offset = GREATEST(sink_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
             [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()],
         )
+
+
+class _EventRejectedError(Exception):
+    """One command of a source event was rejected: the event's savepoint is rolled back."""
+
+    def __init__(self, record: CommandRecord, rejection: CommandRejectedError) -> None:
+        super().__init__(str(rejection))
+        self.record = record
+        self.rejection = rejection
 
 
 def _unavailable(exc: psycopg.Error) -> LedgerUnavailableError:

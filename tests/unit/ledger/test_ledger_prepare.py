@@ -11,7 +11,9 @@ from tests.unit.ledger import commands_factory as f
 def test_a_prepared_batch_holds_every_applicable_commands_rows_once() -> None:
     entry = f.command("c-je", f.journal_entry("je-1", 500))
     invoice = f.command("c-inv", f.invoice("inv-1", 1_000))
-    unknown = ErpCommand.model_validate({**dict(entry), "command_id": "c-x", "command_type": "UNKNOWN"})
+    unknown = ErpCommand.model_validate(
+        {**dict(entry), "command_id": "c-x", "command_type": "UNKNOWN", "source_event_id": "evt-c-x"}
+    )
     records = [
         CommandRecord.of(command, "erp", 0, offset)
         for offset, command in enumerate([entry, invoice, entry, unknown])
