@@ -9,10 +9,12 @@ from collections.abc import Iterator
 import pytest
 
 from connectors.errors import ConnectorError
-from connectors.ledger.database import create_database, drop_database
+from connectors.ledger.database import connect, create_database, drop_database
 from connectors.ledger.migrate import migrate
+from connectors.ledger.writer import LedgerWriter
 from streams.serde import AvroSerde
 from streams.settings import Settings
+from tests.integration.sink.helpers import truncate_all
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +36,12 @@ def serde(stack_settings: Settings) -> AvroSerde:
     if not stack_settings.registry.url:
         pytest.skip("the sink decodes through the schema registry, which this stack does not run")
     return AvroSerde.from_settings(stack_settings.registry)
+
+
+@pytest.fixture
+def writer(ledger_db: str) -> Iterator[LedgerWriter]:
+    """A writer on the module's ledger, emptied first, through an autocommit connection."""
+    truncate_all(ledger_db)
+    connection = connect(ledger_db, autocommit=True)
+    yield LedgerWriter(connection)
+    connection.close()

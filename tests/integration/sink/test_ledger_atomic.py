@@ -6,26 +6,14 @@ applied, its invoice refused by the ledger's period check, receivables with no i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
-import pytest
-
-from connectors.ledger.database import connect
 from connectors.ledger.writer import CommandRecord, LedgerWriter
 from schemas.models.erp import ErpCommand
-from tests.integration.sink.helpers import count, truncate_all
+from tests.integration.sink.helpers import count
 from tests.unit.ledger import commands_factory as f
 
 TOPIC = "erp"
-
-
-@pytest.fixture
-def writer(ledger_db: str) -> Iterator[LedgerWriter]:
-    truncate_all(ledger_db)
-    connection = connect(ledger_db, autocommit=True)
-    yield LedgerWriter(connection)
-    connection.close()
 
 
 def _reversed_invoice(invoice_id: str) -> ErpCommand:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import psycopg
 import pytest
 
-from connectors.ledger.database import connect
 from connectors.ledger.rows import COLUMNS
 from connectors.ledger.statements import ARRAY_TYPES
 from connectors.ledger.writer import ApplyOutcome, CommandRecord, LedgerWriter
@@ -17,14 +15,6 @@ from tests.integration.sink.helpers import count, snapshot, truncate_all
 from tests.unit.ledger import commands_factory as f
 
 TOPIC = "erp"
-
-
-@pytest.fixture
-def writer(ledger_db: str) -> Iterator[LedgerWriter]:
-    truncate_all(ledger_db)
-    connection = connect(ledger_db, autocommit=True)
-    yield LedgerWriter(connection)
-    connection.close()
 
 
 def records(commands, start: int = 0, partition: int = 0) -> list[CommandRecord]:
