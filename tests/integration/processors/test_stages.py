@@ -330,20 +330,32 @@ def test_commands_have_deterministic_ids_and_balanced_entries(harness: Harness, 
     assert {m.key() for m in harness.read(harness.catalog.commands_topic) if m.key() == customer.encode()}
 
 
-def test_a_rule_error_is_dead_lettered_at_recognise(harness: Harness, worker: WorkerProcess):
+@pytest.mark.parametrize(
+    ("end", "stage"),
+    [
+        # A one-day line passes policy (the ledger allows it) but has no day to recognise over.
+        (date(2024, 1, 1), "recognise"),
+        # A reversed one is refused at policy, before any of the invoice's commands is built.
+        (date(2023, 12, 1), "policy"),
+    ],
+    ids=["empty-at-recognise", "reversed-at-policy"],
+)
+def test_a_period_that_cannot_be_posted_is_dead_lettered_whole(
+    harness: Harness, worker: WorkerProcess, end: date, stage: str
+):
     customer = new_customer(harness)
-    reversed_period = f.invoice(
-        lines=(f.invoice_line(period_start=date(2024, 2, 1), period_end=date(2024, 1, 1)),),
+    invoice = f.invoice(
+        lines=(f.invoice_line(period_start=date(2024, 1, 1), period_end=end),),
         envelope=env(customer),
         invoice_id=f"INV-{customer}",
     )
-    harness.publish(reversed_period)
+    harness.publish(invoice)
 
     (letter,) = wait_until(
-        dead_letter_for(harness, "recognise", customer.encode()), WAIT_S, "the recognise dead letter", worker
+        dead_letter_for(harness, stage, customer.encode()), WAIT_S, f"the {stage} dead letter", worker
     )
     assert letter.failure.reason_code == "INVALID_PERIOD"
-    assert not for_event(harness.commands(), reversed_period.event_id)
+    assert not for_event(harness.commands(), invoice.event_id)
 
 
 def test_metrics_count_by_stage_and_reason(harness: Harness, worker: WorkerProcess):
