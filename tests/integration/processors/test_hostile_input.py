@@ -25,6 +25,7 @@ from streams.clients import producer as make_producer
 from streams.deadletter import MAX_RECORD_BYTES, VALUE_PREFIX_BYTES, DeadLetter
 from streams.wire import frame
 from tests.integration.processors.harness import Harness, WorkerProcess, headers_of, wait_until
+from tests.integration.sink.helpers import count, new_ledger, run_sink
 from tests.unit.processors import factories as f
 
 WAIT_S = 60.0
@@ -286,3 +287,13 @@ def test_every_kind_of_garbage_ends_where_it_belongs_and_the_worker_lives(
             emitted = [c.command_type.value for c in commands if c.source_event_id == garbage.event_id]
             assert emitted == ([what] if what else []), garbage.name
     assert worker.process is not None and worker.process.poll() is None, worker.log_tail()
+
+    # The sink over what the worker emitted: nothing of a refused event reaches the ledger, nothing
+    # is half posted (the sink dead-letters nothing), and what was processed lands.
+    ledger = new_ledger(harness.settings)
+    sink = run_sink(harness.settings, ledger, harness.catalog.commands_topic, f"sink-{uuid.uuid4().hex[:8]}")
+    assert sink.stats.dead_lettered == 0
+    refused = [g.event_id for g in menu if g.event_id is not None and g.expect[0] != "processed"]
+    quoted = ", ".join(f"'{event_id}'" for event_id in refused)
+    assert count(ledger, "applied_commands", f"source_event_id IN ({quoted})") == 0
+    assert count(ledger, "subscriptions", f"customer_id = '{customer}'") == 1
