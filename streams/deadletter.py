@@ -132,6 +132,8 @@ class DeadLetterRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers
+    reason_code: str
+    """The reason it carries: the failure's, or ``RECORD_TOO_LARGE`` when it was cut."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ def dead_letter_record(
     """Return the dead letter of ``source``: the record untouched, or cut to fit ``limit`` (module doc)."""
     headers = dead_letter_headers(source, failure, class_name)
     if record_bytes(source.key, source.value, headers) <= limit:
-        return DeadLetterRecord(source.key, source.value, headers)
+        return DeadLetterRecord(source.key, source.value, headers, failure.reason_code)
     size = record_bytes(source.key, source.value, source.headers)
     originals = [(name, data) for name, data in source.headers if not _is_context(name)]
     kept: list[tuple[str, bytes]] = []
@@ -233,7 +235,7 @@ def dead_letter_record(
         (f"{REVSTREAM_PREFIX}key_sha256", _sha256(source.key)),
         (f"{REVSTREAM_PREFIX}headers_dropped", str(len(originals) - len(kept)).encode()),
     ]
-    return DeadLetterRecord(key, value, context)
+    return DeadLetterRecord(key, value, context, RECORD_TOO_LARGE)
 
 
 def _sha256(data: bytes | None) -> bytes:

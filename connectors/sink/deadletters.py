@@ -82,8 +82,8 @@ class DeadLetters:
             producer.produce(
                 self.topic, key=letter.key, value=letter.value, headers=headers, on_delivery=self._on_delivery
             )
-            logger.warning("dead-lettered %s[%d]@%d: %s %s", *position, reason, error)
-            sent.append((position, reason))
+            logger.warning("dead-lettered %s[%d]@%d: %s %s", *position, letter.reason_code, error)
+            sent.append((position, letter.reason_code))
         if not sent:
             return
         remaining = producer.flush(DELIVERY_TIMEOUT_S)

@@ -369,7 +369,7 @@ class Pipeline:
         topic = self._dlq.get(stage) or self.catalog.deadletter_topic(stage)
         letter = dead_letter_record(source, failure)
         self.outputs.produce(topic, letter.key, letter.value, letter.headers)
-        ctx.tally.dead_letters[stage, reason] += 1
+        ctx.tally.dead_letters[stage, letter.reason_code] += 1
         ctx.tally.processed[stage, "dead_lettered"] += 1
         if reason != PROCESSING_ERROR:
             logger.debug("dead letter %s/%s: %s", stage, reason, exc)

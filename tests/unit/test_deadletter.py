@@ -86,7 +86,7 @@ def test_a_record_within_the_limit_is_kept_byte_identical() -> None:
     source = SourceRecord("t", 0, 7, b"k", b"v" * 1000, (("trace", b"1"),))
     failure = Failure("decode", "CORRUPT_RECORD", "E", "m")
     letter = dead_letter_record(source, failure)
-    assert (letter.key, letter.value) == (b"k", b"v" * 1000)
+    assert (letter.key, letter.value, letter.reason_code) == (b"k", b"v" * 1000, "CORRUPT_RECORD")
     assert letter.headers == dead_letter_headers(source, failure)
 
 
@@ -98,6 +98,7 @@ def test_an_oversized_record_keeps_a_prefix_its_digests_and_its_coordinates() ->
     letter = dead_letter_record(source, Failure("enrich", "MASTER_DATA_MISSING", "E", "m"), limit=100_000)
     assert letter.value == value[:VALUE_PREFIX_BYTES] and letter.key == key[:KEY_PREFIX_BYTES]
     context = dict(letter.headers)
+    assert letter.reason_code == RECORD_TOO_LARGE
     assert context["revstream.dlq.reason"] == RECORD_TOO_LARGE.encode()
     assert context["revstream.dlq.original_reason"] == b"MASTER_DATA_MISSING"
     assert context["revstream.dlq.value_sha256"] == hashlib.sha256(value).hexdigest().encode()

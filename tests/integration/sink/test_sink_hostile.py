@@ -12,6 +12,7 @@ from streams.settings import Settings
 from tests.integration.sink.helpers import (
     count,
     dead_letter,
+    metric,
     new_ledger,
     produce_commands,
     read_all,
@@ -41,6 +42,7 @@ def test_an_oversized_record_is_dead_lettered_cut_and_the_sink_goes_on(
     headers = dict(letter.headers() or [])
     assert headers["revstream.dlq.value_sha256"] == hashlib.sha256(value).hexdigest().encode()
     assert headers["revstream.dlq.original_reason"] == b"UNKNOWN_SCHEMA_ID"  # 0x00010203: no such id
+    assert metric(sink, "revstream_sink_commands_dead_lettered_total", {"reason": "RECORD_TOO_LARGE"}) == 1
 
 
 def test_an_event_whose_invoice_the_ledger_refuses_is_dead_lettered_whole(
