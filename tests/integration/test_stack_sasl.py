@@ -10,10 +10,13 @@ it that needs no other service (memory; postgres, sqlite/libsql and slatedb answ
 - without it, users can be created but the broker serves no SASL handshake, so a SASL client
   is refused too (and a plaintext client is let in, which is no authentication at all).
 
-(Also measured by hand, not kept here because it needs an S3 emulator: on ``s3://`` storage against
-a local moto server, a user created on an open broker was unknown to the same storage restarted with
-``--authentication``: ``unknown-user``.) These tests keep checking the facts, so that the day a
-Tansu release makes them false, a failing test says SASL can be wired into the stack.
+Also measured by hand, not kept here because it needs an S3 emulator (moto 5.1.18 as a local
+server): on ``s3://`` storage a topic created on an open broker is persisted (``meta.json``), a user
+created there (``tansu user create`` exits 0) is not, and the same storage restarted with
+``--authentication`` answers the right SCRAM-SHA-256 credentials with ``unknown-user``. The broker
+offers SCRAM-SHA-256 only (SCRAM-SHA-512 and PLAIN: ``NoSharedMechanism``). These tests keep
+checking the facts, so that the day a Tansu release makes them false, a failing test says SASL can
+be wired into the stack.
 """
 
 from __future__ import annotations
