@@ -13,6 +13,7 @@ from typing import Any
 
 import fastavro
 import pytest
+from avro.schema import parse
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from processors.rules.policy import check, exception_id
 from processors.rules.reconcile import SourcePosition, apply_invoice_line, apply_usage, report, usage_lines
 from schemas.loader import schema_by_stem
 from schemas.models import BusinessException, EventEnvelope, ReasonCode
+from streams.registry.compat import CompatibilityLevel, check_compatibility
 from tests.unit.processors import factories as f
 
 VIEW = MasterView(
@@ -159,6 +161,9 @@ def test_a_reader_of_the_schema_before_the_new_reason_reads_it_as_unknown() -> N
     buffer.seek(0)
     read: Any = fastavro.schemaless_reader(buffer, new.parsed, fastavro.parse_schema(old))
     assert read["reason_code"] == "UNKNOWN" and read["exception_id"] == found.exception_id
+    # And the registry accepts the new version over the old one under the strictest level.
+    level = CompatibilityLevel.FULL_TRANSITIVE
+    assert check_compatibility(parse(json.dumps(new.definition)), [(1, parse(json.dumps(old)))], level) == []
 
 
 # -- reversed periods -------------------------------------------------------------------------------
