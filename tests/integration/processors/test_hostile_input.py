@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 import fastavro
 import pytest
 
+from processors.agents.retry import Parked, park_headers
 from schemas.loader import schema_by_stem
 from streams.clients import producer as make_producer
 from streams.deadletter import MAX_RECORD_BYTES, VALUE_PREFIX_BYTES, DeadLetter
@@ -70,6 +72,27 @@ def test_an_oversized_record_is_dead_lettered_cut_to_a_prefix_with_its_digest(
     assert context["revstream.dlq.value_sha256"] == hashlib.sha256(value).hexdigest().encode()
     assert context["revstream.dlq.value_bytes"] == str(len(value)).encode()
     assert context["revstream.dlq.truncated"] == b"true"
+    assert worker.process is not None and worker.process.poll() is None
+
+
+def test_an_oversized_record_on_the_retry_topic_is_dead_lettered_not_parked_again(
+    harness: Harness, worker: WorkerProcess
+) -> None:
+    key = f"C-{uuid.uuid4().hex[:8]}".encode()
+    origin = harness.catalog.event_topic("usage_recorded")
+    due_now = int(time.time() * 1000)
+    parked = Parked(1, due_now, due_now, ("customer:C-x",), "MASTER_DATA_MISSING", origin, 0, 7)
+    producer = _big_producer(harness)
+    producer.produce(
+        harness.catalog.retry_topic, key=key, value=b"\x00" * BIG, headers=park_headers([], parked)
+    )
+    assert producer.flush(30) == 0
+
+    (letter,) = wait_until(_letters(harness, "enrich", key), WAIT_S, "the retry record's dead letter", worker)
+
+    assert letter.failure.reason_code == "RECORD_TOO_LARGE"
+    assert (letter.source.topic, letter.source.partition, letter.source.offset) == (origin, 0, 7)
+    assert letter.source.value == b"\x00" * VALUE_PREFIX_BYTES
     assert worker.process is not None and worker.process.poll() is None
 
 
@@ -195,6 +218,13 @@ def _menu(harness: Harness, customer: str) -> list[Garbage]:
             ("dlq", "decode:INVALID_MASTER_KEY"),
         ),
         Garbage(
+            "an oversized customer record",
+            customers,
+            f"C-big-{tag}".encode(),
+            b"\x00" * BIG,
+            ("dlq", "decode:RECORD_TOO_LARGE"),
+        ),
+        Garbage(
             "a customer record of garbage",
             customers,
             f"C-garbage-{tag}".encode(),
@@ -262,7 +292,7 @@ def test_every_kind_of_garbage_ends_where_it_belongs_and_the_worker_lives(
         for stage in ("decode", "policy")
         for letter in harness.dead_letters(stage)
         if letter.source.key in {customer.encode(), None, b"\xff\xfe"}
-        or letter.source.key.startswith(b"C-garbage")
+        or letter.source.key.startswith((b"C-garbage", b"C-big"))
     ]
     exceptions = harness.exceptions()
     commands = harness.commands()
