@@ -1,4 +1,4 @@
-"""Dead-letter records: the original key, value and headers untouched, plus the error context.
+"""Dead-letter records: the original key, value and headers untouched (unless too large), plus context.
 
 The context travels in headers so the record itself stays byte-identical and can be replayed.
 The header names follow Kafka Connect's ``__connect.errors.*`` convention, so tools built for
