@@ -10,10 +10,10 @@ stays silent (the enrichment stage parks such events), except :data:`ReasonCode.
 which exists to say exactly that. An event with any exception should not go on to produce ERP
 commands: every reason here means posting it would put wrong numbers in the ledger.
 
-Two checks come before the rules, because what they find cannot be posted at all, not even in
-part. A figure beyond :data:`MAX_AMOUNT_MINOR` (a money field, a quantity, a line's quantity times
-its price, the sum of the lines) raises ``AMOUNT_OUT_OF_RANGE``: the ledger's ``bigint`` columns
-and the sums over them would overflow. A reversed period or term (``InvalidPeriodError``, which the
+Two checks come first, because what they find cannot be posted at all, not even in part. A
+figure beyond :data:`MAX_AMOUNT_MINOR` (a money field, a quantity, a line's quantity times its
+price, the sum of the lines) raises ``AMOUNT_OUT_OF_RANGE``: the ledger's ``bigint`` columns and
+the sums over them would overflow. A reversed period or term (``InvalidPeriodError``, which the
 worker dead-letters at the policy stage as ``INVALID_PERIOD``) is refused before any command is
 built, so that an invoice is never half posted: its entry applied, its invoice refused.
 """
