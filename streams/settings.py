@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,7 @@ __all__ = [
     "GatewaySettings",
     "GatewayToken",
     "KafkaSettings",
+    "LagSettings",
     "RegistrySettings",
     "Settings",
     "TopicsSettings",
@@ -394,6 +396,35 @@ class WorkerSettings(_Frozen):
         return self.group_id or f"{namespace}-processors"
 
 
+class LagSettings(_Frozen):
+    """The consumer-lag exporter (``revstream lag serve``): where it listens, what and how often it polls.
+
+    ``group_allow`` / ``group_deny`` are regular expressions matched against whole group ids.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    poll_interval: float = Field(default=5.0, gt=0, le=3600)
+    """Seconds between two polls of the groups' offsets (and points added to the lookup tables)."""
+    window: int = Field(default=10, ge=2, le=1000)
+    """Commits per partition the status rules look at (Burrow's ``intervals``)."""
+    lookup_table_size: int = Field(default=60, ge=2, le=10_000)
+    """(offset, time) points kept per partition for the lag in seconds (kafka-lag-exporter's default)."""
+    group_allow: str = ".*"
+    group_deny: str | None = None
+    cluster_name: str = Field(default="revstream", pattern=r"^[A-Za-z0-9._-]+$")
+
+    @field_validator("group_allow", "group_deny")
+    @classmethod
+    def _a_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression ({exc})") from exc
+        return value
+
+
 class Settings(BaseSettings):
     """Everything a revstream process is configured with."""
 
@@ -415,6 +446,7 @@ class Settings(BaseSettings):
     topics: TopicsSettings = TopicsSettings()
     gateway: GatewaySettings = GatewaySettings()
     worker: WorkerSettings = WorkerSettings()
+    lag: LagSettings = LagSettings()
 
     @model_validator(mode="before")
     @classmethod
