@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.errors import SettingsError
 from streams.lag.status import Status, worst
 
 __all__ = ["GroupFilter", "GroupLag", "PartitionLag", "Snapshot"]
@@ -24,10 +25,19 @@ class GroupFilter:
     deny: str | None = None
 
     def __post_init__(self) -> None:
-        # Compile once so a bad pattern fails at start, with the pattern in the message.
+        """Fail at start on a pattern that is not a regular expression.
+
+        Raises:
+            SettingsError: naming the pattern and what is wrong with it.
+        """
         for pattern in (self.allow, self.deny):
             if pattern is not None:
-                re.compile(pattern)
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise SettingsError(
+                        f"group pattern {pattern!r} is not a regular expression ({exc})"
+                    ) from exc
 
     def wants(self, group: str) -> bool:
         """Whether ``group`` is measured."""

@@ -4,14 +4,19 @@ A group's committed offsets are polled; the broker does not say when an offset w
 (``OffsetFetch`` carries no commit time), so a window entry is added when the committed offset
 moved since the previous poll, or when the group has an active member at the poll (a live consumer
 commits as it goes, with or without progress). A group without members whose offset stands still
-adds nothing: its commits stopped. Over the window of the newest entries, in Burrow's order:
+adds nothing: its commits stopped. Over the window of the newest entries, Burrow's rules in
+Burrow's order, except that STOP is checked before "lag was 0 in the window":
 
-1. lag now 0, or 0 at any entry of the window → OK;
+1. lag now 0 → OK;
 2. the committed offset went down between two entries → REWIND;
 3. the time since the newest entry is longer than the window's span → STOP (commits stopped);
-4. every entry has the same offset → STALL (committing, no progress), judged from two entries on;
-5. the lag never went down between two entries → WARN (progressing, falling behind);
-6. otherwise OK.
+4. lag 0 at any entry of the window → OK;
+5. every entry has the same offset → STALL (committing, no progress), judged from two entries on;
+6. the lag never went down between two entries → WARN (progressing, falling behind);
+7. otherwise OK.
+
+STOP comes before rule 4 because a group with no member adds no entries: Burrow's order would keep
+a consumer that caught up and then died at OK for as long as its last commit stays in the window.
 
 One addition: ERR for a partition whose committed offset lies outside the log (below its start:
 records were deleted before the group read them; above its end) or whose offsets could not be
@@ -80,14 +85,14 @@ class CommitWindow:
 def evaluate(window: CommitWindow, lag: int, now: float) -> Status:
     """Return the Burrow status of one partition given its window and its current lag."""
     entries = list(window.entries)
-    if lag <= 0 or not entries or any(entry.lag == 0 for entry in entries):
+    if lag <= 0 or not entries:
         return Status.OK
     pairs = list(itertools.pairwise(entries))
     if any(later.offset < earlier.offset for earlier, later in pairs):
         return Status.REWIND
     if now - entries[-1].time > entries[-1].time - entries[0].time:
         return Status.STOP
-    if len(entries) < 2:
+    if len(entries) < 2 or any(entry.lag == 0 for entry in entries):
         return Status.OK
     if all(entry.offset == entries[0].offset for entry in entries):
         return Status.STALL
