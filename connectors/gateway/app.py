@@ -319,8 +319,9 @@ def create_app(
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        gateway.metrics.requests.labels(path, str(response.status_code)).inc()
-        gateway.metrics.request_seconds.labels(path).observe(time.perf_counter() - started)
+        status = str(response.status_code)
+        gateway.metrics.requests.labels(path, status).inc()
+        gateway.metrics.request_seconds.labels(path, status).observe(time.perf_counter() - started)
         return response
 
     for event_type in EVENT_TYPES:

@@ -41,8 +41,8 @@ class GatewayMetrics:
             ),
             request_seconds=Histogram(
                 "revstream_gateway_request_seconds",
-                "Time to answer a request, in seconds, by route.",
-                ["route"],
+                "Time to answer a request, in seconds, by route and status code.",
+                ["route", "status"],
                 registry=registry,
             ),
             events=Counter(

@@ -17,6 +17,23 @@ logger = logging.getLogger(__name__)
 
 _BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Event time to ledger: seconds on a live feed, days or months for a backfill or a replayed history.
+_EVENT_BUCKETS = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    3600.0,
+    86_400.0,
+    604_800.0,
+    2_592_000.0,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,7 @@ class SinkMetrics:
     db_retries: Counter
     db_up: Gauge
     committed_offset: Gauge
+    latency_event_time: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> SinkMetrics:
@@ -74,5 +92,11 @@ class SinkMetrics:
             committed_offset=Gauge(
                 "revstream_sink_committed_offset", "Next offset stored in the ledger, per partition.",
                 ["topic", "partition"], registry=registry,
+            ),
+            latency_event_time=Histogram(
+                "revstream_sink_latency_event_time_seconds",
+                "From a command's event time (its source event's occurred_at) to its ledger commit: "
+                "the pipeline's end-to-end latency.",
+                buckets=_EVENT_BUCKETS, registry=registry,
             ),
         )  # fmt: skip

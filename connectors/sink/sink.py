@@ -335,6 +335,9 @@ class ErpSink:
             metrics.applied.labels(command_type).inc(applied)
         metrics.duplicates.inc(len(outcome.duplicates))
         metrics.rows_written.inc(outcome.rows_written)
+        committed_at = time.time()
+        for record in outcome.applied:
+            metrics.latency_event_time.observe(committed_at - record.command["issued_at"].timestamp())
         for (topic, partition), offset in offsets.items():
             metrics.committed_offset.labels(topic, str(partition)).set(offset)
         stats.consumed += len(messages)
