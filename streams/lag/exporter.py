@@ -7,14 +7,21 @@ the same with one group or hundreds (kafka-lag-exporter and Burrow work the same
 - ``GET /healthz``: 200 while the last poll succeeded within three intervals, else 503 and why;
 - ``GET /api/groups``: the newest poll as JSON (``Snapshot.to_json``);
 - ``GET /api/groups/<group>``: one group, 404 when it is not measured.
+
+It also asks the schema registry for ``/subjects`` at each poll (``revstream_registry_up``): the
+production registry exports no Prometheus metrics of its own, and a registry that is down stops
+producers and new consumers long before anything else shows it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
 import time
+import urllib.error
+import urllib.request
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +33,7 @@ from streams.errors import PlatformError
 from streams.lag.collector import LagCollector
 from streams.lag.metrics import LagMetrics
 from streams.lag.model import Snapshot, group_json
+from streams.settings import RegistrySettings
 
 __all__ = ["LagExporter"]
 
@@ -35,8 +43,15 @@ logger = logging.getLogger(__name__)
 class LagExporter:
     """A collector polled on an interval, and the HTTP server that shows its newest poll."""
 
-    def __init__(self, collector: LagCollector, metrics: LagMetrics, interval_s: float) -> None:
+    def __init__(
+        self,
+        collector: LagCollector,
+        metrics: LagMetrics,
+        interval_s: float,
+        registry: RegistrySettings | None = None,
+    ) -> None:
         self.collector = collector
+        self.registry = registry if registry is not None and registry.url else None
         self.metrics = metrics
         self.interval_s = interval_s
         self.snapshot: Snapshot | None = None
@@ -86,10 +101,28 @@ class LagExporter:
         self._thread.start()
         return int(self._server.server_address[1])
 
+    def check_registry(self) -> bool | None:
+        """Ask the registry for its subjects; set ``revstream_registry_up`` (None: no registry set)."""
+        if self.registry is None:
+            return None
+        request = urllib.request.Request(f"{self.registry.require_url()}/subjects")  # noqa: S310 - configured URL
+        if self.registry.username is not None and self.registry.password is not None:
+            pair = f"{self.registry.username}:{self.registry.password.get_secret_value()}".encode()
+            request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - configured URL
+                up = True
+        except (urllib.error.URLError, OSError) as exc:
+            logger.warning("schema registry did not answer: %s", exc)
+            up = False
+        self.metrics.registry_up.set(1 if up else 0)
+        return up
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
             self.poll_once()
+            self.check_registry()
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     def wait(self) -> None:

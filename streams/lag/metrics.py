@@ -131,6 +131,7 @@ class LagMetrics:
     poll_seconds: Histogram
     last_poll: Gauge
     groups: Gauge
+    registry_up: Gauge
     snapshot: _SnapshotCollector
 
     @classmethod
@@ -156,6 +157,11 @@ class LagMetrics:
             ),
             groups=Gauge(
                 "revstream_lag_groups", "Consumer groups measured at the last poll.", registry=registry
+            ),
+            registry_up=Gauge(
+                "revstream_registry_up",
+                "1 while the schema registry answers GET /subjects at each poll, 0 when it does not.",
+                registry=registry,
             ),
             snapshot=snapshot,
         )  # fmt: skip
