@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration bench clean
+.PHONY: demo test lint typecheck unit integration bench clean prometheus-tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "revstream needs Python 3.11 or newer")'
@@ -28,11 +28,20 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m unit -q
 
-integration: $(STAMP)
+integration: $(STAMP) prometheus-tools
 	$(BIN)/pytest -m integration -q
 
-test: lint typecheck
+test: lint typecheck prometheus-tools
 	$(BIN)/pytest -q
+
+# The monitoring tests run promtool and a real Prometheus from the Debian package `prometheus`.
+# As root on a Debian-like machine (CI runs .ci/run as root) it is installed when missing; otherwise
+# those tests skip and say why.
+prometheus-tools:
+	@command -v promtool >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || { \
+	  echo "installing the Debian package prometheus (promtool, prometheus) for the monitoring tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus; } >/dev/null 2>&1 || echo "could not install prometheus: the monitoring tests will skip"; }
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

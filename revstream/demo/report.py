@@ -7,6 +7,7 @@ simulator's independently computed expectations, to the minor unit.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -16,9 +17,10 @@ from connectors.simulator.simulate import Simulation
 from processors.kpis import Kpis, compute_kpis, standing_mismatches
 from revstream.demo.watch import PipelineOutput
 from schemas.models.enums import ReasonCode
+from streams.lag.model import Snapshot
 from streams.settings import Settings
 
-__all__ = ["render"]
+__all__ = ["lag_lines", "render"]
 
 _INVOICES = """
 SELECT legal_entity, currency, count(*), sum(total_minor)::bigint FROM invoices GROUP BY 1, 2
@@ -117,12 +119,35 @@ def _kpi_lines(kpis: Kpis) -> list[str]:
         f"  usage-to-billing leakage         {leakage}",
         f"  open exceptions                  {kpis.open_exceptions}",
         f"  invoice accuracy                 {pct(kpis.invoice_accuracy)}",
-        "  consumer lag                     0 records (drained)",
     ]
 
 
+def lag_lines(snapshot: Snapshot, groups: dict[str, str]) -> list[str]:
+    """One line per ``{role: group}``: the lag measured at the end of the run, in words."""
+    lines = []
+    for role, name in groups.items():
+        label = f"  consumer lag, {role} group".ljust(35)
+        group = snapshot.group(name)
+        if group is None or not group.partitions:
+            lines.append(f"{label}not measured: {name} has no committed offsets (not drained)")
+            continue
+        seconds = group.max_lag_seconds
+        behind = "unknown" if math.isnan(seconds) else f"{seconds:.1f} s"
+        state = "drained" if group.sum_lag == 0 else "not drained"
+        lines.append(
+            f"{label}{group.sum_lag:,} records, {behind} behind over {len(group.partitions)} partitions: "
+            f"{state} ({group.status.name}, {name})"
+        )
+    return lines
+
+
 def render(
-    settings: Settings, output: PipelineOutput, simulation: Simulation, metrics: dict[str, Any], drained: bool
+    settings: Settings,
+    output: PipelineOutput,
+    simulation: Simulation,
+    metrics: dict[str, Any],
+    drained: bool,
+    lag: tuple[Snapshot, dict[str, str]] | None = None,
 ) -> str:
     """Return the whole report as text."""
     conninfo = settings.database.conninfo()
@@ -143,6 +168,8 @@ def render(
         len(output.dead_letters), int(metrics["events_consumed"]), int(metrics["duplicates_dropped"]),
     )  # fmt: skip
     lines += ["", "Process intelligence", "====================", *_kpi_lines(kpis)]
+    if lag is not None:
+        lines += lag_lines(*lag)
     lines += ["", "Against the simulator's ground truth", "===================================="]
     lines += ground_truth_lines(
         output, simulation.summary, _ledger_facts(conninfo), metrics["duplicates_dropped"]

@@ -28,13 +28,13 @@ from connectors.simulator.output import publish_simulation
 from connectors.simulator.simulate import Simulation
 from revstream.demo.report import render
 from revstream.demo.services import ChildService
-from revstream.demo.watch import OutputWatcher
+from revstream.demo.watch import OutputWatcher, measure_lag
 from schemas.loader import SCHEMA_DIR
 from streams.clients import admin_client
 from streams.governance import bind_subjects, register_subject
 from streams.provisioning import ensure_topics
 from streams.serde import AvroSerde
-from streams.settings import DatabaseSettings, Settings
+from streams.settings import DatabaseSettings, Settings, WorkerSettings
 from streams.stack import EmbeddedStack, free_port
 from streams.topics import TopicCatalog
 
@@ -229,13 +229,19 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
                 for w in workers
             ),
         }
+        # Measured while the consumers still run, so their last commits are in.
+        groups = {
+            "worker": WorkerSettings().effective_group_id(catalog.namespace),
+            "sink": f"{catalog.namespace}-sink",
+        }
+        lag = (measure_lag(settings, list(groups.values())), groups)
     finally:
         watcher.close()
         for service in services:
             service.stop()
     step("report")
     ledger_settings = settings.model_copy(update={"database": DatabaseSettings(url=SecretStr(ledger))})
-    click.echo(render(ledger_settings, watcher.output, simulation, metrics, drained))
+    click.echo(render(ledger_settings, watcher.output, simulation, metrics, drained, lag))
     if not options.keep:
         step("shutting down")
         stack.down()

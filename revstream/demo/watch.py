@@ -9,6 +9,8 @@ no group, so it disturbs nothing. Records are kept once: commands by ``command_i
 from __future__ import annotations
 
 import logging
+import re
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,11 +24,13 @@ from schemas.names import STAGES
 from streams.clients import consumer
 from streams.deadletter import parse_dead_letter
 from streams.errors import SerdeError
+from streams.lag.collector import LagCollector, LagConfig
+from streams.lag.model import GroupFilter, Snapshot
 from streams.serde import AvroSerde
 from streams.settings import Settings
 from streams.topics import TopicCatalog
 
-__all__ = ["OutputWatcher", "PipelineOutput"]
+__all__ = ["OutputWatcher", "PipelineOutput", "measure_lag"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,3 +134,29 @@ class OutputWatcher:
 def _keep_earliest(times: dict[str, datetime], key: str, moment: datetime) -> None:
     if key not in times or moment < times[key]:
         times[key] = moment
+
+
+def measure_lag(settings: Settings, groups: list[str], settle_s: float = 15.0) -> Snapshot:
+    """Measure ``groups`` with the lag exporter's code, polling until all are at 0 or ``settle_s`` passed.
+
+    The groups commit on their own interval (the workers every few seconds), so a drained pipeline
+    can show a few records of lag for a moment; the poll waits that out, and what it returns is
+    the last measurement either way.
+
+    Raises:
+        BrokerUnreachableError: when the broker does not answer.
+    """
+    wanted = GroupFilter(allow="|".join(re.escape(g) for g in groups))
+    collector = LagCollector(settings.kafka, LagConfig(groups=wanted))
+    try:
+        deadline = time.monotonic() + settle_s
+        snapshot = collector.poll()
+        while time.monotonic() < deadline:
+            measured = [snapshot.group(g) for g in groups]
+            if all(m is not None and m.partitions and m.sum_lag == 0 for m in measured):
+                break
+            time.sleep(0.5)
+            snapshot = collector.poll()
+        return snapshot
+    finally:
+        collector.close()
