@@ -83,6 +83,7 @@ class LagCollector:
     ) -> None:
         self.config = config or LagConfig()
         self._clock = clock
+        self._bootstrap = kafka.bootstrap_servers
         self._admin: AdminClient = admin_client(kafka)
         self._probe = EndOffsetProbe(kafka, self.config.timeout_s)
         self._tables: dict[TP, LookupTable] = {}
@@ -111,8 +112,16 @@ class LagCollector:
             self._refresh_metadata(topics)
             partitions = [TP(t, p) for t in sorted(topics) for p in range(self._partitions.get(t, 0))]
             earliest, ends = self._log_offsets(partitions)
-        except KafkaException as exc:
-            raise BrokerUnreachableError(f"the lag exporter could not read offsets: {_reason(exc)}") from exc
+        except (KafkaException, TimeoutError) as exc:
+            reason = (
+                _reason(exc)
+                if isinstance(exc, KafkaException)
+                else f"no answer in {self.config.timeout_s:g}s"
+            )
+            raise BrokerUnreachableError(
+                f"the cluster at {self._bootstrap} did not give the groups' offsets ({reason}); "
+                "check REVSTREAM_KAFKA_BOOTSTRAP_SERVERS"
+            ) from exc
         now = self._clock()
         for tp, end in ends.items():
             self._tables.setdefault(tp, LookupTable(self.config.lookup_table_size)).add(Point(end, now))

@@ -121,8 +121,8 @@ class LagExporter:
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            self.poll_once()
             self.check_registry()
+            self.poll_once()
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     def wait(self) -> None:
