@@ -4,6 +4,8 @@ Writes ``bench/results/<timestamp>.json`` and ``latest.json``, ``latest.md`` (al
 ``latest.png``. Uses the running embedded stack (or ``REVSTREAM_*`` settings), else starts a
 temporary one. ``--quick`` uses tiny sizes (a smoke of the harness, figures meaningless).
 ``--dedupe-rss`` measures only a worker's memory as its dedupe state grows (``dedupe_rss.json``).
+``--lag-scrape`` measures only the lag exporter: one poll and one scrape of 50 groups x 60 partitions
+(``lag_scrape.json``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from bench import dedupe_rss
+from bench import dedupe_rss, lag_scrape
 from bench.common import REPO_ROOT, bench_settings
 from bench.harness import FULL, QUICK, benchmark
 from bench.report import markdown, write
@@ -34,9 +36,22 @@ def main() -> None:
         "--dedupe-rss", action="store_true", help="only measure a worker's RSS as its dedupe state grows"
     )
     parser.add_argument("--dedupe-ids", type=int, default=5_000_000, help="distinct ids for --dedupe-rss")
+    parser.add_argument(
+        "--lag-scrape", action="store_true", help="only measure the lag exporter's poll and scrape"
+    )
+    parser.add_argument("--lag-groups", type=int, default=50, help="consumer groups for --lag-scrape")
+    parser.add_argument(
+        "--lag-partitions", type=int, default=60, help="partitions per group for --lag-scrape"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s bench: %(message)s")
     logging.getLogger("librdkafka").setLevel(logging.CRITICAL)
+    if args.lag_scrape:
+        with bench_settings() as settings:
+            figures = lag_scrape.run(settings, args.lag_groups, args.lag_partitions, max(args.runs, 3))
+        print(json.dumps(figures, indent=2))
+        print(f"results: {lag_scrape.save(figures, args.out)}")
+        return
     if args.dedupe_rss:
         with bench_settings() as settings, tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
             figures = dedupe_rss.run(settings, args.dedupe_ids, Path(logs))

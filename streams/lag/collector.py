@@ -9,7 +9,7 @@ older than the commit it is compared with):
 2. the partition count of every consumed topic, from cluster metadata cached for
    ``metadata_ttl_s`` (refreshed at once when a new topic shows up);
 3. the earliest and the latest offset of each of those partitions with two ``ListOffsets`` calls;
-   then the true log end (``streams.offsets.EndOffsetProbe``: the high watermark of a fetch
+   then the true log end (``streams.offsets.true_end_offsets``: the high watermark of a fetch
    response), asked only for partitions whose reported end changed since the last poll, since an
    unchanged report means nothing was appended;
 4. a point (end, now) into each partition's lookup table, then each group partition's lag, lag in
@@ -35,7 +35,7 @@ from streams.errors import BrokerUnreachableError
 from streams.lag.model import GroupFilter, GroupLag, PartitionLag, Snapshot
 from streams.lag.status import CommitWindow, Status, evaluate
 from streams.lag.table import LookupTable, Point
-from streams.offsets import EndOffsetProbe
+from streams.offsets import true_end_offsets
 from streams.settings import KafkaSettings, LagSettings
 
 __all__ = ["LagCollector", "LagConfig"]
@@ -84,8 +84,8 @@ class LagCollector:
         self.config = config or LagConfig()
         self._clock = clock
         self._bootstrap = kafka.bootstrap_servers
+        self._kafka = kafka
         self._admin: AdminClient = admin_client(kafka)
-        self._probe = EndOffsetProbe(kafka, self.config.timeout_s)
         self._tables: dict[TP, LookupTable] = {}
         self._windows: dict[tuple[str, TP], CommitWindow] = {}
         self._reported: dict[TP, tuple[int, int]] = {}
@@ -94,8 +94,7 @@ class LagCollector:
         self._metadata_at = -float("inf")
 
     def close(self) -> None:
-        """Release the probe consumer."""
-        self._probe.close()
+        """Release what the collector holds (the admin client closes with it; nothing else stays open)."""
 
     def poll(self) -> Snapshot:
         """Measure every group once.
@@ -213,8 +212,10 @@ class LagCollector:
     def _log_offsets(self, partitions: list[TP]) -> tuple[dict[TP, int], dict[TP, int]]:
         if not partitions:
             return {}, {}
-        earliest = self._list_offsets(partitions, OffsetSpec.earliest())
-        reported = self._list_offsets(partitions, OffsetSpec.latest())
+        # Both requests in flight together; then the waits.
+        earliest_futures = self._list_offsets(partitions, OffsetSpec.earliest())
+        latest_futures = self._list_offsets(partitions, OffsetSpec.latest())
+        earliest, reported = self._results(earliest_futures), self._results(latest_futures)
         ends: dict[TP, int] = {}
         changed: dict[TP, int] = {}
         for tp, end in reported.items():
@@ -223,20 +224,24 @@ class LagCollector:
                 ends[tp] = last[1]
             else:
                 changed[tp] = end
-        ends.update(self._probe.true_ends(changed))
+        ends.update(true_end_offsets(self._kafka, changed, self.config.timeout_s))
         for tp, end in ends.items():
             self._reported[tp] = (reported[tp], end)
         return earliest, ends
 
-    def _list_offsets(self, partitions: list[TP], spec: OffsetSpec) -> dict[TP, int]:
-        futures = self._admin.list_offsets(
-            {TopicPartition(tp.topic, tp.partition): spec for tp in partitions},
-            request_timeout=self.config.timeout_s,
+    def _list_offsets(self, partitions: list[TP], spec: OffsetSpec) -> dict[TopicPartition, Any]:
+        return dict(
+            self._admin.list_offsets(
+                {TopicPartition(tp.topic, tp.partition): spec for tp in partitions},
+                request_timeout=self.config.timeout_s,
+            )
         )
-        offsets: dict[TP, int] = {}
-        for key, future in futures.items():
-            offsets[TP(key.topic, key.partition)] = int(future.result(timeout=self.config.timeout_s).offset)
-        return offsets
+
+    def _results(self, futures: dict[TopicPartition, Any]) -> dict[TP, int]:
+        return {
+            TP(key.topic, key.partition): int(future.result(timeout=self.config.timeout_s).offset)
+            for key, future in futures.items()
+        }
 
     def _forget(self, groups: set[str], partitions: set[TP]) -> None:
         # Groups and partitions that went away take their history with them (no stale series).
