@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,20 +92,29 @@ def cli_env(stack_settings: Settings) -> dict[str, str]:
     """The environment a ``revstream`` child needs to reach the session's stack."""
     env = dict(os.environ)
     if stack_settings.embedded:
-        env = {k: v for k, v in env.items() if not k.startswith("REVSTREAM_")}
+        env = environment_without_revstream()
         env.update(REVSTREAM_PROFILE="embedded", REVSTREAM_HOME=str(stack_settings.home))
     return env
+
+
+def revstream_cli(
+    env: dict[str, str], *args: str, cwd: Path | None = None, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m revstream ARGS`` as a user does, with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "revstream", *args],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout_s,
+    )  # fmt: skip
+
+
+def environment_without_revstream() -> dict[str, str]:
+    """This process's environment minus every ``REVSTREAM_*`` variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("REVSTREAM_")}
 
 
 @pytest.fixture
 def run_cli(cli_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "revstream", *args],
-            capture_output=True,
-            text=True,
-            env=cli_env,
-            timeout=timeout_s,
-        )
+        return revstream_cli(cli_env, *args, timeout_s=timeout_s)
 
     return run

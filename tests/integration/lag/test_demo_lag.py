@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from streams.stack import EmbeddedStack
+from tests.integration.lag.conftest import environment_without_revstream, revstream_cli
 
 
 def test_demo_reports_measured_lag_and_lag_once_shows_both_groups(tmp_path: Path) -> None:
     home = Path(tmp_path / "h")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REVSTREAM_")}
-    env["REVSTREAM_HOME"] = str(home)
+    env = {**environment_without_revstream(), "REVSTREAM_HOME": str(home)}
 
     def revstream(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "revstream", *args],
-            capture_output=True, text=True, env=env, timeout=400, cwd=tmp_path,
-        )  # fmt: skip
+        return revstream_cli(env, *args, cwd=tmp_path, timeout_s=400)
 
     try:
         demo = revstream("demo", "--months", "2", "--customers", "8", "--deadline", "240", "--keep")

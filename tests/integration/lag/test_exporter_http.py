@@ -21,7 +21,10 @@ from streams.lag.model import GroupFilter
 from streams.settings import KafkaSettings, RegistrySettings, Settings
 from streams.stack import free_port
 from tests.conftest import wait_for
-from tests.integration.lag.conftest import Member, produce_batched
+from tests.integration.lag.conftest import (
+    Member,
+    produce_batched,
+)
 
 
 def get(port: int, path: str) -> tuple[int, Any]:
