@@ -118,3 +118,27 @@ def test_cli_once_json_and_exit_codes(
     assert bad.returncode != 0
     assert bad.stderr.count("\n") == 1 and "regular expression" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_falling_behind_is_warn_and_going_back_is_rewind(
+    stack_settings: Settings,
+    topic_factory: Callable[..., str],
+    unique: Callable[[str], str],
+    member_factory: Callable[[str, str], Member],
+    collector_for: Callable[..., LagCollector],
+) -> None:
+    topic, group = topic_factory("lagwarn", partitions=1), unique("lagwarn-group")
+    produce_batched(stack_settings, topic, {0: 10})
+    member = member_factory(group, topic)
+    collector = collector_for(group)
+    seen = []
+    for committed in (2, 4, 6):
+        member.commit({0: committed})
+        produce_batched(stack_settings, topic, {0: 10})
+        seen.append(only(collector.poll(), group))
+    assert [g.sum_lag for g in seen] == [18, 26, 34]
+    assert seen[-1].status is Status.WARN
+
+    member.commit({0: 3})
+    rewound = only(collector.poll(), group)
+    assert rewound.status is Status.REWIND and rewound.sum_lag == 37
