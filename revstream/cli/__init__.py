@@ -17,6 +17,7 @@ from revstream import __version__
 from revstream.cli.common import USER_ERRORS
 from revstream.cli.demo import demo
 from revstream.cli.gateway import gateway
+from revstream.cli.kpis import kpis
 from revstream.cli.lag import lag
 from revstream.cli.ledger import ledger
 from revstream.cli.publish import publish
@@ -43,6 +44,7 @@ COMMANDS: list[click.Command] = [
     simulate_command,
     worker,
     lag,
+    kpis,
 ]
 
 

@@ -56,9 +56,10 @@ def test_every_service_that_serves_metrics_is_scraped_and_nothing_else() -> None
 def test_the_labelled_port_is_the_port_the_process_listens_on_and_is_healthchecked(name: str) -> None:
     service, port = OURS[name], EXPOSING[name]
     command = service["command"]
-    if "--metrics-port" in command:
-        listened = int(command[command.index("--metrics-port") + 1])
-        assert command[command.index("--metrics-host") + 1] == "0.0.0.0"
+    flag = next((f for f in ("--metrics-port", "--port") if f in command), None)
+    if flag is not None:
+        listened = int(command[command.index(flag) + 1])
+        assert command[command.index(flag.replace("port", "host")) + 1] == "0.0.0.0"
     else:
         kind = "lag" if command[1] == "lag" else command[1]
         listened = int(service["environment"][PORT_VARIABLE[kind]])

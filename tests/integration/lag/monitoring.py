@@ -1,5 +1,6 @@
 """revstream's processes running as a user runs them, for the monitoring tests: a worker, the sink,
-the gateway and the lag exporter on one test namespace, plus scraping and promtool helpers."""
+the gateway, the lag exporter and the KPI process on one test namespace, plus scraping and promtool
+helpers."""
 
 from __future__ import annotations
 
@@ -55,15 +56,16 @@ class Pipeline:
     sink: ChildService
     gateway: ChildService
     lag: ChildService
+    kpis: ChildService
 
     def all(self) -> list[ChildService]:
-        return [self.worker, self.sink, self.gateway, self.lag]
+        return [self.worker, self.sink, self.gateway, self.lag, self.kpis]
 
 
 def start_pipeline(settings: Settings, namespace: str, database_url: str, logs: Path) -> Pipeline:
     env = child_env(settings, namespace, database_url)
     tokens = json.dumps({uuid.uuid4().hex: {"source": "billing", "event_types": ["invoice_posted"]}})
-    worker_port, sink_port, gateway_port, lag_port = (free_port() for _ in range(4))
+    worker_port, sink_port, gateway_port, lag_port, kpis_port = (free_port() for _ in range(5))
     worker_env = {
         **env,
         "REVSTREAM_WORKER_DATA_DIR": str(logs / "worker"),
@@ -84,7 +86,14 @@ def start_pipeline(settings: Settings, namespace: str, database_url: str, logs: 
         },
         logs / "lag.log", lag_port,
     )  # fmt: skip
-    pipeline = Pipeline(namespace, worker, sink, gateway, lag)
+    kpis = ChildService(
+        "kpis",
+        ["kpis", "serve", "--port", str(kpis_port), "--interval", "1"],
+        env,
+        logs / "kpis.log",
+        kpis_port,
+    )
+    pipeline = Pipeline(namespace, worker, sink, gateway, lag, kpis)
     for child in pipeline.all():
         child.start()
     return pipeline
