@@ -1,2 +1,3 @@
 """The stream platform every part shares: settings, clients, topic catalog and provisioning, the
-embedded stack, Avro serde with the registry, dead-letter routing and metrics."""
+embedded stack, Avro serde with the registry, dead-letter routing, true log-end offsets and
+consumer-lag monitoring (``streams.lag``)."""
