@@ -83,7 +83,6 @@ class LagCollector:
     ) -> None:
         self.config = config or LagConfig()
         self._clock = clock
-        self._bootstrap = kafka.bootstrap_servers
         self._kafka = kafka
         self._admin: AdminClient = admin_client(kafka)
         self._tables: dict[TP, LookupTable] = {}
@@ -94,7 +93,10 @@ class LagCollector:
         self._metadata_at = -float("inf")
 
     def close(self) -> None:
-        """Release what the collector holds (the admin client closes with it; nothing else stays open)."""
+        """Drop the history; the probing consumers live only within a poll, so nothing stays open."""
+        self._tables.clear()
+        self._windows.clear()
+        self._reported.clear()
 
     def poll(self) -> Snapshot:
         """Measure every group once.
@@ -118,8 +120,8 @@ class LagCollector:
                 else f"no answer in {self.config.timeout_s:g}s"
             )
             raise BrokerUnreachableError(
-                f"the cluster at {self._bootstrap} did not give the groups' offsets ({reason}); "
-                "check REVSTREAM_KAFKA_BOOTSTRAP_SERVERS"
+                f"the cluster at {self._kafka.bootstrap_servers} did not give the groups' offsets "
+                f"({reason}); check REVSTREAM_KAFKA_BOOTSTRAP_SERVERS"
             ) from exc
         now = self._clock()
         for tp, end in ends.items():
