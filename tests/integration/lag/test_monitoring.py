@@ -11,10 +11,12 @@ import json
 import re
 import shutil
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from confluent_kafka.admin import AdminClient
 from connectors.ledger.database import create_database, drop_database
 from connectors.ledger.migrate import migrate
 from streams.provisioning import ensure_topics
+from streams.serde import AvroSerde
 from streams.settings import Settings
 from streams.stack import free_port
 from streams.topics import TopicCatalog
@@ -38,6 +41,8 @@ from tests.integration.lag.monitoring import (
     scrape,
     start_pipeline,
 )
+from tests.integration.sink.helpers import produce_commands
+from tests.unit.ledger.commands_factory import command, journal_entry
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "deploy/prometheus/rules/revstream.yml"
@@ -244,3 +249,37 @@ def test_prometheus_scrapes_the_exporter_and_a_worker_and_fires_for_a_stopped_gr
     assert group in alert["annotations"]["summary"]
     others = {a["labels"]["alertname"] for a in prometheus("alerts", {})["alerts"] if a["state"] == "firing"}
     assert "WorkerDown" not in others and "LagExporterDown" not in others
+
+
+def test_the_sink_measures_event_time_to_ledger_commit_and_the_exporter_sees_it_drained(
+    pipeline: Pipeline, stack_settings: Settings
+) -> None:
+    catalog = TopicCatalog(pipeline.namespace, 3, 1)
+    issued = datetime.now(UTC) - timedelta(seconds=30)
+    commands = [
+        command(f"{pipeline.namespace}-je-{i}", journal_entry(f"je-{i}", 100 + i), issued_at=issued)
+        for i in range(3)
+    ]
+    produce_commands(
+        stack_settings, AvroSerde.from_settings(stack_settings.registry), catalog.commands_topic, commands
+    )
+
+    def applied() -> bool:
+        return pipeline.sink.metric("revstream_sink_latency_event_time_seconds_count") == 3
+
+    wait_for(applied, 60, "the sink to apply the three commands")
+    total = pipeline.sink.metric("revstream_sink_latency_event_time_seconds_sum")
+    assert 3 * 30 <= total < 3 * 120, total
+    assert pipeline.sink.metric("revstream_sink_latency_event_time_seconds_bucket", le="10.0") == 0
+    assert pipeline.sink.metric("revstream_sink_latency_event_time_seconds_bucket", le="300.0") == 3
+
+    group = f"{pipeline.namespace}-sink"
+
+    def drained() -> bool:
+        try:
+            body = json.loads(scrape(pipeline.lag.metrics_port, f"/api/groups/{group}"))
+        except urllib.error.HTTPError:
+            return False  # not measured yet
+        return bool(body["sum_lag"] == 0 and sum(p["committed"] for p in body["partitions"]) == 3)
+
+    wait_for(drained, 30, f"{group} committed at the end of the three commands")
