@@ -335,6 +335,8 @@ class ErpSink:
             metrics.applied.labels(command_type).inc(applied)
         metrics.duplicates.inc(len(outcome.duplicates))
         metrics.rows_written.inc(outcome.rows_written)
+        # Per record, not per batch: a batch average would hide the tail. ~1 us an observation,
+        # about 1 % of a record's cost in the sink at its measured 13,000 commands/s.
         committed_at = time.time()
         for record in outcome.applied:
             metrics.latency_event_time.observe(committed_at - record.command["issued_at"].timestamp())
