@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -142,3 +144,32 @@ def test_falling_behind_is_warn_and_going_back_is_rewind(
     member.commit({0: 3})
     rewound = only(collector.poll(), group)
     assert rewound.status is Status.REWIND and rewound.sum_lag == 37
+
+
+def test_the_live_table_redraws_until_interrupted(
+    stack_settings: Settings,
+    topic_factory: Callable[..., str],
+    unique: Callable[[str], str],
+    member_factory: Callable[[str, str], Member],
+    cli_env: dict[str, str],
+) -> None:
+    topic, group = topic_factory("lagtop", partitions=1), unique("lagtop-group")
+    produce_batched(stack_settings, topic, {0: 5})
+    member_factory(group, topic).commit({0: 5})
+    live = subprocess.Popen(
+        [sys.executable, "-m", "revstream", "lag", "--group", group, "--interval", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        assert live.stdout is not None
+        while time.monotonic() < deadline and seen.count("revstream lag  ") < 3:
+            seen += live.stdout.readline()
+        assert seen.count("revstream lag  ") >= 3, seen
+        assert f"{group} " in seen and "OK" in seen
+    finally:
+        live.send_signal(signal.SIGINT)
+        _, err = live.communicate(timeout=30)
+    assert live.returncode == 130
+    assert err.strip() == "aborted"  # the CLI's one line for Ctrl-C
