@@ -13,9 +13,10 @@ gaps from compaction or transaction markers).
 
 On the embedded broker (Tansu) ``ListOffsets`` under-reports a partition's end whenever producers
 batch (ARCHITECTURE.md), so Faust's table recovery would stop early (memory store: updates lost)
-or refuse to start (RocksDB store: ``ConsistencyError``). :func:`true_end_offsets` asks the broker
-for the record batch the reported end points into and reads the high watermark of that fetch
-response, which is right; :class:`BatchConsumer` applies it to ``highwaters`` when enabled.
+or refuse to start (RocksDB store: ``ConsistencyError``). ``true_end_offsets`` (``streams.offsets``,
+shared with the dead-letter tool) asks the broker for the record batch the reported end points
+into and reads the high watermark of that fetch response, which is right; :class:`BatchConsumer`
+applies it to ``highwaters`` when enabled.
 
 This module depends on faust-streaming internals of the pinned version (0.15.3): the drain loop it
 replaces is ``faust.transport.consumer.Consumer._drain_messages``.
@@ -30,12 +31,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import faust
-from confluent_kafka import TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from processors.errors import WorkerConfigError
-from streams.clients import consumer as make_consumer
+from streams.offsets import true_end_offsets
 from streams.settings import KafkaSettings
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FAUST_VERSION: Final = "0.15.3"
-_PROBE_TIMEOUT_S: Final = 10.0
 _SETTLE_S: Final = 1.0
 
 BatchHandler = Callable[[Mapping[TP, list[Any]]], Awaitable[None]]
@@ -72,49 +71,6 @@ class BatchRoute:
         """Send the records of ``topics`` to ``handler`` in batches."""
         self.topics = topics
         self.handler = handler
-
-
-def true_end_offsets(kafka: KafkaSettings, reported: Mapping[TP, int]) -> dict[TP, int]:
-    """Return the real end offset (last offset + 1) of each partition whose reported end is > 0.
-
-    Fetches from ``reported - 1`` (the first offset of the last record batch, on the embedded
-    broker) and takes the high watermark of the fetch response. On a broker that reports ends right
-    this returns the same numbers, one small fetch per partition later.
-
-    Raises:
-        WorkerConfigError: when the broker does not answer within the probe timeout.
-    """
-    wanted = {tp: end for tp, end in reported.items() if end and end > 0}
-    if not wanted:
-        return dict(reported)
-    probe = make_consumer(
-        kafka,
-        f"revstream-end-offset-probe-{int(time.time() * 1000)}",
-        **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
-    )
-    try:
-        probe.assign([TopicPartition(tp.topic, tp.partition, end - 1) for tp, end in wanted.items()])
-        pending = {(tp.topic, tp.partition) for tp in wanted}
-        deadline = time.monotonic() + _PROBE_TIMEOUT_S
-        while pending and time.monotonic() < deadline:
-            for message in probe.consume(num_messages=len(pending) * 10, timeout=0.2):
-                pending.discard((message.topic(), message.partition()))
-        if pending:
-            raise WorkerConfigError(
-                f"the broker did not return the end of {sorted(pending)} within {_PROBE_TIMEOUT_S:g}s; "
-                "check that it is reachable, then start the worker again"
-            )
-        corrected = dict(reported)
-        for tp, end in wanted.items():
-            _, high = probe.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), cached=True)
-            corrected[tp] = max(end, int(high))
-            if corrected[tp] != end:
-                logger.info(
-                    "end offset of %s[%d]: broker said %d, it is %d", tp.topic, tp.partition, end, high
-                )
-        return corrected
-    finally:
-        probe.close()
 
 
 class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

@@ -404,8 +404,9 @@ def _position(source: SourceRecord) -> SourcePosition:
     return SourcePosition(source.topic, source.partition, source.offset)
 
 
-def _headers(headers: Headers | None) -> tuple[tuple[str, bytes], ...]:
-    return tuple((key, value if value is not None else b"") for key, value in headers or ())
+def _headers(headers: Headers | None) -> tuple[tuple[str, bytes | None], ...]:
+    # A null header value stays null in the dead letter: a replay gives back the record as read.
+    return tuple(headers or ())
 
 
 def _millis(timestamp_s: float | None) -> int:

@@ -16,6 +16,7 @@ import click
 from revstream import __version__
 from revstream.cli.common import USER_ERRORS
 from revstream.cli.demo import demo
+from revstream.cli.dlq import dlq
 from revstream.cli.gateway import gateway
 from revstream.cli.ledger import ledger
 from revstream.cli.publish import publish
@@ -41,6 +42,7 @@ COMMANDS: list[click.Command] = [
     gateway,
     simulate_command,
     worker,
+    dlq,
 ]
 
 
