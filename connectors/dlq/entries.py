@@ -256,6 +256,14 @@ class Selection:
             if v not in ((), None, False)
         }
 
+    def summary(self) -> str:
+        """Return the filters that are set as ``name=value`` text, for messages."""
+        parts = []
+        for name, value in self.describe().items():
+            shown = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            parts.append(f"{name}={shown}")
+        return " ".join(parts) or "(no filter)"
+
     def select(self, entries: Sequence[Entry], event_id_of: Any = None) -> list[Entry]:
         """Return the entries these filters select, oldest failure first, at most ``limit``.
 

@@ -90,6 +90,12 @@ class DlqTool:
             missing = [i for i in selection.ids if i not in known]
             if missing:
                 raise UnknownDeadLetterError(f"no dead letter {missing[0]} (see `revstream dlq list --all`)")
+            done = [e for e in pool if e.id in selection.ids and e.status not in ("new", "pending")]
+            if done and not selection.include_done:
+                raise EmptySelectionError(
+                    f"{done[0].id} was already {done[0].status}; "
+                    f"`revstream dlq show {done[0].id}` has its history"
+                )
         return selection.select(pool, lambda entry: event_id_of(self.serde, entry))
 
     def find(self, text: str) -> Entry:
@@ -125,7 +131,7 @@ class DlqTool:
         selected = self.select(selection)
         if not selected:
             raise EmptySelectionError(
-                f"no dead letter waiting for a replay matches {selection.describe() or 'the filters'} "
+                f"no dead letter waiting for a replay matches {selection.summary()} "
                 "(`revstream dlq list --all` shows replayed and purged ones too)"
             )
         targets = {to} if to else {e.letter.source.topic for e in selected}
