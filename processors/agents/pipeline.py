@@ -316,8 +316,8 @@ class Pipeline:
         if upcoming is None:
             attempts = 1 if parked is None else parked.attempt + 1
             exc = DependencyMissingError(
-                f"still missing after {attempts} attempts: {', '.join(missing)}; publish it, then replay "
-                "this record from the dead-letter topic"
+                f"still missing after {attempts} attempts: {', '.join(missing)}; publish it, then "
+                f"`revstream dlq replay --reason {reason}`"
             )
             self._forget(event, source, ctx)
             track_parked_usage(ctx.state, event, _position(source), dead_lettered=True)

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 
 from confluent_kafka import Message
 
 from tests.integration.dlq.conftest import Deployment
 
-TOPIC_EVENTS = "events.invoice_posted"
-
 
 def replay_ids(messages: list[Message]) -> Counter[str]:
-    return Counter(dict(m.headers() or []).get("revstream.replay.id", b"").decode() for m in messages)
+    found: Counter[str] = Counter()
+    for message in messages:
+        value = dict(message.headers() or []).get("revstream.replay.id")
+        found[value.decode() if isinstance(value, bytes) else ""] += 1
+    return found
 
 
 def seed(deployment: Deployment, count: int = 3, reason: str = "MASTER_DATA_MISSING") -> str:
@@ -127,7 +130,7 @@ def test_dry_run_sends_nothing_and_confirmation_is_required(deployment: Deployme
     assert len(deployment.read(topic)) == 2
 
 
-def test_to_sends_to_another_topic(deployment: Deployment, topic_factory) -> None:  # type: ignore[no-untyped-def]
+def test_to_sends_to_another_topic(deployment: Deployment, topic_factory: Callable[..., str]) -> None:
     seed(deployment, 2)
     missing = deployment.cli("dlq", "replay", "--to", "no-such-topic-anywhere", "--yes", "enrich:0:0")
     assert missing.code == 1 and "no-such-topic-anywhere does not exist" in missing.err

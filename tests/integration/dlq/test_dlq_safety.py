@@ -6,6 +6,7 @@ import json
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -78,7 +79,7 @@ def test_rate_limit_spreads_the_records(deployment: Deployment) -> None:
     assert deployment.cli("dlq", "replay", "--rate", "fast", "--yes").code == 2  # click usage error
 
 
-def test_loop_guard_parks_a_record_replayed_too_often(deployment: Deployment, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_loop_guard_parks_a_record_replayed_too_often(deployment: Deployment, tmp_path: Path) -> None:
     topic = deployment.catalog.event_topic("invoice_posted")
     lineage = [("revstream.replay.id", b"rp-x"), ("revstream.replay.count", b"3")]
     deployment.dead_letter("enrich", topic, "MASTER_DATA_MISSING", key=b"C7", headers=lineage)
@@ -136,7 +137,7 @@ def test_a_replay_killed_half_way_resumes_each_record_once(deployment: Deploymen
     }
 
 
-def test_bad_input_is_one_line_and_a_non_zero_exit(deployment: Deployment, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_one_line_and_a_non_zero_exit(deployment: Deployment, tmp_path: Path) -> None:
     seed(deployment, 1)
     not_json = tmp_path / "patch.json"
     not_json.write_text("{currency: EUR")
@@ -185,7 +186,7 @@ def sink_settings(deployment: Deployment) -> Settings:
 
 def test_a_sink_dead_letter_is_listed_and_shown(
     deployment: Deployment, sink_settings: Settings, serde
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     topic = deployment.catalog.commands_topic
     unbalanced = cf.command(
         "cmd-unbalanced", cf.journal_entry("JE-1", 1000, credit_amount=900), customer_id="C5"
