@@ -14,17 +14,19 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from confluent_kafka.admin import AdminClient
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import SecretStr
 
 from connectors.errors import ConnectorError
-from connectors.ledger.database import create_database, drop_database
-from connectors.ledger.migrate import migrate
+from connectors.ledger.database import drop_database
 from streams.clients import producer as make_producer
 from streams.deadletter import Failure, SourceRecord, dead_letter_headers
 from streams.provisioning import ensure_topics
 from streams.serde import AvroSerde
-from streams.settings import Settings
+from streams.settings import DatabaseSettings, Settings, TopicsSettings
 from streams.topics import TopicCatalog
 from tests.integration.processors.harness import read_topic
+from tests.integration.sink.helpers import new_ledger
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,17 @@ class Deployment:
         )
         assert producer.flush(30) == 0
 
+    def service_settings(self) -> Settings:
+        """The session's settings for this namespace and its database (to run the sink in-process)."""
+        return self.settings.model_copy(
+            update={
+                "database": DatabaseSettings(url=SecretStr(self.conninfo)),
+                "topics": TopicsSettings(
+                    namespace=self.catalog.namespace, partitions=self.catalog.partitions
+                ),
+            }
+        )
+
     def read(self, topic: str) -> list[Any]:
         return read_topic(self.settings, topic)
 
@@ -121,13 +134,10 @@ def serde(stack_settings: Settings) -> AvroSerde:
 @pytest.fixture(scope="module")
 def audit_db(stack_settings: Settings) -> Iterator[str]:
     """A migrated ledger database (it holds the audit table) for this test module."""
-    server = stack_settings.database.conninfo()
-    name = f"dlq_{uuid.uuid4().hex[:12]}"
-    conninfo = create_database(server, name)
-    migrate(conninfo)
+    conninfo = new_ledger(stack_settings)
     yield conninfo
     with contextlib.suppress(ConnectorError):
-        drop_database(server, name)
+        drop_database(stack_settings.database.conninfo(), str(conninfo_to_dict(conninfo)["dbname"]))
 
 
 def new_deployment(stack_settings: Settings, admin: AdminClient, conninfo: str) -> Deployment:

@@ -17,16 +17,14 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from pydantic import SecretStr
 
-from connectors.ledger.database import create_database
-from connectors.ledger.migrate import migrate
 from connectors.sink.sink import ErpSink, SinkConfig
 from schemas.models import EventEnvelope
 from streams.serde import AvroSerde
-from streams.settings import DatabaseSettings, Settings, TopicsSettings
+from streams.settings import Settings
 from tests.integration.dlq.conftest import Deployment, new_deployment
 from tests.integration.processors.harness import Harness, WorkerProcess, wait_until
+from tests.integration.sink.helpers import new_ledger
 from tests.unit.processors import factories as f
 
 WAIT_S = 90.0
@@ -36,12 +34,6 @@ RETRY_ENV = {
     "REVSTREAM_WORKER_MASTER_RETRY_BACKOFF_MAX": "0.5",
 }
 AS_OF = "2024-12-31"
-
-
-def ledger_db(stack_settings: Settings) -> str:
-    conninfo = create_database(stack_settings.database.conninfo(), f"dlq_ledger_{uuid.uuid4().hex[:10]}")
-    migrate(conninfo)
-    return conninfo
 
 
 def start_worker(deployment: Deployment, tmp: Path) -> WorkerProcess:
@@ -57,7 +49,7 @@ def pipeline(
     stack_settings: Settings, admin: AdminClient, serde: AvroSerde, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Deployment, Harness, WorkerProcess]]:
     """A namespace with a running worker; its ledger database also holds the dlq audit table."""
-    deployment = new_deployment(stack_settings, admin, ledger_db(stack_settings))
+    deployment = new_deployment(stack_settings, admin, new_ledger(stack_settings))
     harness = Harness(stack_settings, deployment.catalog, serde)
     harness.publish_master(f.product("P1"), f.legal_entity("LE-DE"))
     worker = start_worker(deployment, Path(tmp_path_factory.mktemp("dlq-workers")))
@@ -66,13 +58,8 @@ def pipeline(
 
 
 def run_sink(deployment: Deployment) -> None:
-    settings = deployment.settings.model_copy(
-        update={
-            "database": DatabaseSettings(url=SecretStr(deployment.conninfo)),
-            "topics": TopicsSettings(namespace=deployment.catalog.namespace, partitions=3),
-        }
-    )
-    ErpSink(settings, SinkConfig(group_id=f"{deployment.catalog.namespace}-sink", until_idle_s=2.0)).run()
+    config = SinkConfig(group_id=f"{deployment.catalog.namespace}-sink", until_idle_s=2.0)
+    ErpSink(deployment.service_settings(), config).run()
 
 
 def report(deployment: Deployment) -> dict[str, Any]:
@@ -130,7 +117,7 @@ def test_missing_master_data_replayed_with_follow_gives_the_ledger_of_an_on_time
     late = report(deployment)
 
     # Control: the same events on another namespace, the master data published first.
-    control = new_deployment(stack_settings, admin, ledger_db(stack_settings))
+    control = new_deployment(stack_settings, admin, new_ledger(stack_settings))
     control_harness = Harness(stack_settings, control.catalog, serde)
     control_harness.publish_master(f.product("P1"), f.legal_entity("LE-DE"), *master)
     control_worker = start_worker(control, tmp_path)

@@ -8,13 +8,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-from pydantic import SecretStr
-
 from connectors.sink.sink import ErpSink, SinkConfig
 from schemas.models.erp import ErpCommand
 from streams.clients import producer as make_producer
-from streams.settings import DatabaseSettings, Settings, TopicsSettings
+from streams.serde import AvroSerde
 from streams.wire import frame
 from tests.conftest import wait_for
 from tests.integration.dlq.conftest import Deployment
@@ -174,19 +171,7 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(deployment: Deployment, tmp_p
     assert deployment.read(deployment.catalog.event_topic("invoice_posted")) == []  # not audited: not sent
 
 
-@pytest.fixture
-def sink_settings(deployment: Deployment) -> Settings:
-    return deployment.settings.model_copy(
-        update={
-            "database": DatabaseSettings(url=SecretStr(deployment.conninfo)),
-            "topics": TopicsSettings(namespace=deployment.catalog.namespace, partitions=3),
-        }
-    )
-
-
-def test_a_sink_dead_letter_is_listed_and_shown(
-    deployment: Deployment, sink_settings: Settings, serde
-) -> None:
+def test_a_sink_dead_letter_is_listed_and_shown(deployment: Deployment, serde: AvroSerde) -> None:
     topic = deployment.catalog.commands_topic
     unbalanced = cf.command(
         "cmd-unbalanced", cf.journal_entry("JE-1", 1000, credit_amount=900), customer_id="C5"
@@ -196,7 +181,8 @@ def test_a_sink_dead_letter_is_listed_and_shown(
     producer.produce(topic, producer_value, b"C5", partition=1)
     assert producer.flush(30) == 0
     ErpSink(
-        sink_settings, SinkConfig(group_id=f"{deployment.catalog.namespace}-sink", until_idle_s=1.5)
+        deployment.service_settings(),
+        SinkConfig(group_id=f"{deployment.catalog.namespace}-sink", until_idle_s=1.5),
     ).run()
 
     (row,) = json.loads(deployment.cli("dlq", "list", "--stage", "sink", "--json").out)
