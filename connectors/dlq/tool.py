@@ -36,6 +36,8 @@ class ReplayJob:
     planned: list[Planned]
     selection: Selection
     target: str | None
+    partitions: dict[str, int] = field(default_factory=dict)
+    """Partition count of every topic the plan publishes to."""
     patch: dict[str, Any] | None = None
     changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -147,7 +149,7 @@ class DlqTool:
             selected, partitions=counts, parked_topic=self.catalog.parked_topic, to=to,
             max_replays=max_replays, actor=actor, now_ms=int(time.time() * 1000), values=values,
         )  # fmt: skip
-        return ReplayJob(planned, selection, to, patch, changes)
+        return ReplayJob(planned, selection, to, counts, patch, changes)
 
     def replay(
         self,
@@ -178,7 +180,7 @@ class DlqTool:
                 self._follow_starts() if follow_timeout_s is not None else ({}, {})
             )
             replayer = Replayer(
-                self.settings.kafka, self.catalog.dlq_state_topic, self.metrics, self._partitions(job)
+                self.settings.kafka, self.catalog.dlq_state_topic, self.metrics, job.partitions
             )
             try:
                 sent = replayer.run(
@@ -202,12 +204,6 @@ class DlqTool:
                         ).inc()
             audit.finish(audit_id, _verdict(outcomes), _tally(sent, outcomes))
         return ReplayResult(audit_id, sent, outcomes)
-
-    def _partitions(self, job: ReplayJob) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for tp in partitions_of(self.settings.kafka, sorted({p.topic for p in job.planned})):
-            counts[tp.topic] = counts.get(tp.topic, 0) + 1
-        return counts
 
     def _follow_starts(self) -> tuple[dict[Partition, int], dict[Partition, int]]:
         topics = [t for stage, t in self.store.stage_topics.items() if stage != PARKED_STAGE]

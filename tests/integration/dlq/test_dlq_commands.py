@@ -140,3 +140,17 @@ def test_to_sends_to_another_topic(deployment: Deployment, topic_factory: Callab
     again = deployment.cli("dlq", "replay", "enrich:0:0", "--yes")
     assert again.code == 1
     assert "enrich:0:0 was already replayed" in again.err
+
+
+def test_follow_reports_still_pending_at_its_deadline(deployment: Deployment) -> None:
+    topic = deployment.catalog.event_topic("usage_recorded")
+    deployment.dead_letter(
+        "decode", topic, "CORRUPT_RECORD", key=b"K1", group=f"{deployment.catalog.namespace}-idle"
+    )
+
+    ran = deployment.cli("dlq", "replay", "--follow", "--timeout", "2", "--yes")
+    assert ran.code == 3, ran.out + ran.err
+    assert f"group {deployment.catalog.namespace}-idle has not committed past it yet" in ran.out
+    assert "0 processed, 0 dead-lettered again, 1 still pending" in ran.out
+    (row,) = json.loads(deployment.cli("dlq", "audit", "--json").out)[-1:]
+    assert row["outcome"] == "pending" and row["counts"]["pending"] == 1

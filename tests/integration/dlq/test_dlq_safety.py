@@ -97,6 +97,14 @@ def test_loop_guard_parks_a_record_replayed_too_often(deployment: Deployment, tm
     assert 'revstream_dlq_replayed_total{reason="MASTER_DATA_MISSING",stage="enrich"} 1.0' in text
     assert 'revstream_dlq_parked_total{reason="MASTER_DATA_MISSING",stage="enrich"} 1.0' in text
 
+    # Once its cause is fixed, a parked record is taken back with a higher limit, to its original topic.
+    back = deployment.cli("dlq", "replay", "--stage", "parked", "--max-replays", "5", "--yes")
+    assert back.code == 0 and "replayed 1, parked 0" in back.out, back.out + back.err
+    (again,) = [m for m in deployment.read(topic) if m.key() == b"C7"]
+    headers = dict(again.headers())
+    assert headers["revstream.replay.count"] == b"4"
+    assert not [k for k in headers if k.startswith(("revstream.dlq.", "__connect.errors."))]
+
 
 def test_a_replay_killed_after_publishing_resumes_without_sending_twice(deployment: Deployment) -> None:
     topic = deployment.catalog.event_topic("usage_recorded")
