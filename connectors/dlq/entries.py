@@ -172,8 +172,14 @@ class Marker:
 
     @classmethod
     def decode(cls, raw: bytes) -> Marker:
-        """Read a marker back; unknown keys (a newer version's) are ignored."""
+        """Read a marker back; unknown keys (a newer version's) are ignored.
+
+        Raises:
+            ValueError: when ``raw`` is not a JSON object.
+        """
         data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError(f"a marker is a JSON object, not {type(data).__name__}")
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     @property

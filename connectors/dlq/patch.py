@@ -19,9 +19,12 @@ from typing import Any
 
 from connectors.dlq.errors import PatchError
 
-__all__ = ["diff", "json_view", "load_patch", "merge_patch"]
+__all__ = ["MAX_DEPTH", "diff", "json_view", "load_patch", "merge_patch"]
 
 logger = logging.getLogger(__name__)
+
+MAX_DEPTH = 32
+"""Deeper than any revstream record; keeps the recursive merge and diff far from Python's limit."""
 
 
 def load_patch(path: Path) -> dict[str, Any]:
@@ -40,12 +43,24 @@ def load_patch(path: Path) -> dict[str, Any]:
         raise PatchError(
             f"the patch {path} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except RecursionError as exc:
+        raise PatchError(f"the patch {path} is nested too deeply to be a record's patch") from exc
+    if _depth(patch) > MAX_DEPTH:
+        raise PatchError(f"the patch {path} is nested deeper than {MAX_DEPTH} levels; no record is that deep")
     if not isinstance(patch, dict):
         raise PatchError(
             f"the patch {path} is a JSON {type(patch).__name__}, not an object; a merge patch names fields, "
             'e.g. {"currency": "EUR"}'
         )
     return patch
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -22,9 +22,13 @@ from schemas.loader import model_for_record
 from streams.errors import RegistryUnavailableError, SerdeError
 from streams.serde import AvroSerde
 
-__all__ = ["Decoded", "Patched", "decode_value", "event_id_of", "patch_value"]
+__all__ = ["IDENTITY_FIELDS", "Decoded", "Patched", "decode_value", "event_id_of", "patch_value"]
 
 logger = logging.getLogger(__name__)
+
+IDENTITY_FIELDS: Final = frozenset({"event_id", "customer_id", "command_id"})
+"""What identifies a record: the Kafka key (customer id) and the id dedupe and the ledger key on.
+A replay keeps the original key and partition, so a patch must not move the record elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -92,17 +96,23 @@ def patch_value(serde: AvroSerde, entry: Entry, patch: dict[str, Any], topic: st
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(record)"
-        given = (
-            f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict) else ""
-        )
+        shown = repr(first.get("input"))
+        given = f" (got {shown[:60]})" if "input" in first and not isinstance(first["input"], dict) else ""
         more = f"; and {len(exc.errors()) - 1} more" if len(exc.errors()) > 1 else ""
         raise PatchError(
             f"patch refused for {entry.id}: field {field}: {first['msg']}{given}{more}; nothing was replayed"
         ) from exc
+    changes = diff(decoded.record, json_view(rebuilt.to_avro()))
+    for change in changes:
+        if change["field"] in IDENTITY_FIELDS:
+            raise PatchError(
+                f"patch refused for {entry.id}: field {change['field']}: a replay cannot change it (the "
+                "record's key and idempotency follow it); publish a corrected record instead"
+            )
     try:
         value = serde.serialize(topic, rebuilt)
     except RegistryUnavailableError:
         raise
     except SerdeError as exc:
         raise PatchError(f"patch refused for {entry.id}: {exc}; nothing was replayed") from exc
-    return Patched(value, diff(decoded.record, json_view(rebuilt.to_avro())))
+    return Patched(value, changes)

@@ -143,3 +143,9 @@ def test_plan_replays_to_the_source_partition_and_parks_after_max_replays() -> N
     )  # fmt: skip
     assert (elsewhere[0].topic, elsewhere[0].partition, elsewhere[0].value) == ("other", None, b"patched")
     assert ("revstream.replay.patched", b"true") in elsewhere[0].headers
+
+
+def test_a_marker_that_is_not_an_object_is_unreadable() -> None:
+    for raw in (b"[1]", b"not json", b'"x"'):
+        with pytest.raises(ValueError):
+            Marker.decode(raw)

@@ -71,3 +71,14 @@ def test_a_patch_file_must_be_a_json_object(tmp_path: Path) -> None:
             load_patch(bad)
     with pytest.raises(PatchError, match="cannot read the patch"):
         load_patch(tmp_path / "missing.json")
+
+
+def test_a_patch_nested_absurdly_deep_is_refused(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' * 40 + "1" + "}" * 40)
+    with pytest.raises(PatchError, match="nested deeper than 32 levels"):
+        load_patch(deep)
+    deeper = tmp_path / "deeper.json"
+    deeper.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PatchError, match="nested too deeply"):
+        load_patch(deeper)
