@@ -1,8 +1,9 @@
 """The audit trail of ``revstream dlq``: one ``dlq_audit`` row per replay or purge, in the ledger database.
 
-A row is written *before* anything is sent (so a run that cannot be audited does nothing) with
-outcome ``running``, and finished with its outcome and counts at the end; a killed run keeps
-``running``. The table comes with the ledger's migrations (``revstream ledger migrate``).
+While a replay or purge runs it holds a PostgreSQL advisory lock of its namespace, so that two
+cannot run at once. A row is written *before* anything is sent (so a run that cannot be audited
+does nothing) with outcome ``running``, and finished with its outcome and counts at the end; a
+killed run keeps ``running``. The table comes with the ledger's migrations (``revstream ledger migrate``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from connectors.dlq.errors import DlqError
 from connectors.errors import LedgerUnavailableError
 from connectors.ledger.database import connect
 from connectors.ledger.migrate import ensure_current
@@ -23,6 +25,9 @@ from connectors.ledger.migrate import ensure_current
 __all__ = ["AuditLog", "AuditRow"]
 
 logger = logging.getLogger(__name__)
+
+# Any constant works; it only has to be the same for every revstream dlq process ("dlq").
+_LOCK_CLASS = 0x646C71
 
 _COLUMNS = (
     "audit_id, action, actor, started_at, finished_at, command_line, filter, target, record_ids, "
@@ -75,6 +80,23 @@ class AuditLog:
         except Exception:
             self._connection.close()
             raise
+
+    def exclusive(self) -> None:
+        """Hold this namespace's dlq lock for as long as the connection lives (released if killed).
+
+        Two replays of one namespace at once would each see the other's records as not yet sent.
+
+        Raises:
+            DlqError: when another replay or purge of the namespace holds it.
+        """
+        row = self._execute(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, self.namespace)
+        ).fetchone()
+        if not row or not row[0]:
+            raise DlqError(
+                f"another `revstream dlq replay` or `purge` is running on namespace {self.namespace}; "
+                "wait for it to finish (`revstream dlq audit` shows it as running)"
+            )
 
     def close(self) -> None:
         """Close the database connection."""

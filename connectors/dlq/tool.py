@@ -169,9 +169,11 @@ class DlqTool:
             LedgerUnavailableError / SchemaNotCurrentError: when the audit row cannot be written.
             ReplayError: when the broker did not take every record (run again: nothing doubles).
         """
-        ids = [p.entry.id for p in job.planned]
         actor = job.planned[0].lineage.by
         with AuditLog(self.settings.database.conninfo(), self.catalog.namespace) as audit:
+            audit.exclusive()
+            job = self._still_waiting(job)
+            ids = [p.entry.id for p in job.planned]
             audit_id = audit.start(
                 "replay", actor, command_line, job.selection.describe(), ids, target=job.target,
                 patch=job.patch, diff=job.changes or None,
@@ -205,6 +207,17 @@ class DlqTool:
             audit.finish(audit_id, _verdict(outcomes), _tally(sent, outcomes))
         return ReplayResult(audit_id, sent, outcomes)
 
+    def _still_waiting(self, job: ReplayJob) -> ReplayJob:
+        """Re-read the markers under the lock: a run that finished meanwhile may have sent some."""
+        markers = self.store.markers()
+        fresh = [replace(p, entry=replace(p.entry, marker=markers.get(p.entry.id))) for p in job.planned]
+        waiting = [p for p in fresh if p.entry.status in ("new", "pending")]
+        if not waiting:
+            raise EmptySelectionError(
+                "every selected dead letter was replayed or purged meanwhile by another run"
+            )
+        return replace(job, planned=waiting)
+
     def _follow_starts(self) -> tuple[dict[Partition, int], dict[Partition, int]]:
         topics = [t for stage, t in self.store.stage_topics.items() if stage != PARKED_STAGE]
         deadletters = end_offsets(self.settings.kafka, partitions_of(self.settings.kafka, topics))
@@ -224,6 +237,7 @@ class DlqTool:
         """
         ids = [e.id for e in selected]
         with AuditLog(self.settings.database.conninfo(), self.catalog.namespace) as audit:
+            audit.exclusive()
             audit_id = audit.start("purge", actor, command_line, selection.describe(), ids)
             now_ms = int(time.time() * 1000)
             replayer = Replayer(self.settings.kafka, self.catalog.dlq_state_topic, self.metrics, {})

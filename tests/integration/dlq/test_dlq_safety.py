@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psycopg
+
 from connectors.sink.sink import ErpSink, SinkConfig
 from schemas.models.erp import ErpCommand
 from streams.clients import producer as make_producer
@@ -214,3 +216,17 @@ def test_show_gives_hex_and_the_error_for_a_value_that_does_not_decode(deploymen
     assert shown.code == 0, shown.err
     assert "value: does not decode:" in shown.out and "hex: " + b"\x07not-avro".hex() in shown.out
     assert "n = (null)" in shown.out
+
+
+def test_two_replays_of_one_namespace_cannot_run_at_once(deployment: Deployment) -> None:
+    topic = seed(deployment, 1)
+    with psycopg.connect(deployment.conninfo, autocommit=True) as other_run:
+        other_run.execute(
+            "SELECT pg_advisory_lock(%s, hashtext(%s))", (0x646C71, deployment.catalog.namespace)
+        )
+        refused = deployment.cli("dlq", "replay", "--yes")
+        assert refused.code == 1
+        assert "another `revstream dlq replay` or `purge` is running on namespace" in refused.err
+        assert deployment.read(topic) == []
+    assert deployment.cli("dlq", "replay", "--yes").code == 0  # the lock went with the other session
+    assert len(deployment.read(topic)) == 1
