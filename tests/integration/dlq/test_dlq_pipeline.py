@@ -196,7 +196,8 @@ def test_follow_reports_a_record_that_fails_again_and_the_loop_guard_parks_it(
 ) -> None:
     deployment, harness, worker = pipeline
     key = f"K-{uuid.uuid4().hex[:6]}".encode()
-    harness.publish_raw(deployment.catalog.event_topic("usage_recorded"), key, b"not avro at all")
+    topic = deployment.catalog.event_topic("usage_recorded")
+    harness.publish_raw(topic, key, b"not avro at all", [("trace", b"t"), ("nullable", None)])
 
     def letters() -> list[dict[str, Any]]:
         rows = json.loads(deployment.cli("dlq", "list", "--key", key.decode(), "--json").out)
@@ -231,3 +232,8 @@ def test_follow_reports_a_record_that_fails_again_and_the_loop_guard_parks_it(
     (record,) = [m for m in deployment.read(deployment.catalog.parked_topic) if m.key() == key]
     assert b"replayed 2 times" in dict(record.headers())["revstream.dlq.parked_reason"]
     assert letters() == []
+    # The original record and both replays, and every dead letter of them: a null header stays null.
+    copies = [m for m in deployment.read(topic) if m.key() == key]
+    dead = [m for m in deployment.read(deployment.catalog.deadletter_topic("decode")) if m.key() == key]
+    assert len(copies) == 3 and len(dead) == 3
+    assert all((m.headers() or [])[:2] == [("trace", b"t"), ("nullable", None)] for m in copies + dead)

@@ -188,7 +188,7 @@ def test_a_sink_dead_letter_is_listed_and_shown(deployment: Deployment, serde: A
     )
     producer_value = serde.serialize(topic, unbalanced)
     producer = make_producer(deployment.settings.kafka)
-    producer.produce(topic, producer_value, b"C5", partition=1)
+    producer.produce(topic, producer_value, b"C5", partition=1, headers=[("nullable", None)])
     assert producer.flush(30) == 0
     ErpSink(
         deployment.service_settings(),
@@ -202,6 +202,7 @@ def test_a_sink_dead_letter_is_listed_and_shown(deployment: Deployment, serde: A
     shown = deployment.cli("dlq", "show", row["id"])
     assert shown.code == 0, shown.err
     assert "reason:     UNBALANCED_ENTRY at stage sink" in shown.out
+    assert "  nullable = (null)" in shown.out  # the sink kept the null header value
     assert (
         f"value ({ErpCommand.avro_full_name()}" in shown.out and '"command_id": "cmd-unbalanced"' in shown.out
     )
