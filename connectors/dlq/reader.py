@@ -164,17 +164,7 @@ class Store:
     def markers(self) -> dict[str, Marker]:
         """Return the newest marker of every dead-letter id (a compacted topic: the last one wins)."""
         state = self.catalog.dlq_state_topic
-        markers: dict[str, Marker] = {}
-        for record in read_records(self.kafka, dict.fromkeys(partitions_of(self.kafka, [state]))):
-            key = (record.key or b"").decode("utf-8", "replace")
-            if record.value is None:
-                markers.pop(key, None)
-                continue
-            try:
-                markers[key] = Marker.decode(record.value)
-            except (ValueError, TypeError) as exc:
-                logger.warning("ignoring an unreadable marker for %s in %s: %s", key, state, exc)
-        return markers
+        return _markers(read_records(self.kafka, dict.fromkeys(partitions_of(self.kafka, [state]))))
 
     def entries(self, stages: Iterable[str] = ()) -> list[Entry]:
         """Return every dead letter of ``stages`` (all by default) with its lineage and marker.
@@ -186,9 +176,16 @@ class Store:
         wanted = set(stages)
         topics = {stage: topic for stage, topic in self.stage_topics.items() if not wanted or stage in wanted}
         stage_of = {topic: stage for stage, topic in topics.items()}
-        markers = self.markers()
+        state = self.catalog.dlq_state_topic
+        # One read for the dead letters and their markers: every read waits for each partition's end.
+        records = read_records(
+            self.kafka, dict.fromkeys(partitions_of(self.kafka, [*topics.values(), state]))
+        )
+        markers = _markers([r for r in records if r.topic == state])
         entries = []
-        for record in read_records(self.kafka, dict.fromkeys(partitions_of(self.kafka, topics.values()))):
+        for record in records:
+            if record.topic == state:
+                continue
             try:
                 letter = parse_dead_letter(record.key, record.value, record.headers)
             except ValueError:
@@ -210,3 +207,17 @@ class Store:
                 )
             )
         return entries
+
+
+def _markers(records: Iterable[Record]) -> dict[str, Marker]:
+    markers: dict[str, Marker] = {}
+    for record in records:
+        key = (record.key or b"").decode("utf-8", "replace")
+        if record.value is None:
+            markers.pop(key, None)
+            continue
+        try:
+            markers[key] = Marker.decode(record.value)
+        except (ValueError, TypeError) as exc:  # written by something else, or damaged
+            logger.warning("ignoring an unreadable marker for %s in %s: %s", key, record.topic, exc)
+    return markers
