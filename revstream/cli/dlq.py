@@ -24,8 +24,10 @@ from connectors.dlq.errors import EmptySelectionError
 from connectors.dlq.patch import load_patch
 from connectors.dlq.tool import DlqTool
 from connectors.dlq.values import decode_value
+from connectors.errors import ConnectorError
 from revstream.cli.common import echo_json, settings_for_cli
 from revstream.cli.dlq_output import entry_row, render_entry, render_outcomes, render_stats, render_table
+from streams.errors import SettingsError
 
 __all__ = ["dlq"]
 
@@ -139,7 +141,11 @@ def show_command(dead_letter_id: str, as_json: bool) -> None:
     tool = _tool()
     entry = tool.find(dead_letter_id)
     decoded = decode_value(tool.serde, entry.record.value)
-    history = [row.as_dict() for row in tool.audit_rows(entry.id)]
+    try:
+        history: list[dict[str, Any]] | str = [row.as_dict() for row in tool.audit_rows(entry.id)]
+    except (ConnectorError, SettingsError) as exc:
+        # Inspecting must work while the audit database is down (the marker is shown anyway).
+        history = f"unavailable ({exc})"
     if as_json:
         echo_json({**entry_row(entry), "value": decoded.__dict__, "history": history,
                    "headers": [[k, None if v is None else v.decode("utf-8", "backslashreplace")]
@@ -267,6 +273,7 @@ def audit_command(limit: int, as_json: bool) -> None:
     for row in rows:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(row.counts.items()) if v)
         when = f"{row.started_at:%Y-%m-%d %H:%M:%S%z}"
-        summary = f"{row.record_count} record(s): {row.outcome}" + (f" ({counts})" if counts else "")
+        patched = " patched" if row.patch is not None else ""
+        summary = f"{row.record_count} record(s){patched}: {row.outcome}" + (f" ({counts})" if counts else "")
         click.echo(f"#{row.audit_id} {when} {row.actor} {row.action} {summary}")
         click.echo(f"    {row.command_line}")

@@ -71,7 +71,7 @@ def render_table(entries: Sequence[Entry]) -> str:
     return "\n".join(lines) + f"\n{len(entries)} dead letter(s)\n"
 
 
-def render_entry(entry: Entry, decoded: Decoded, history: Sequence[dict[str, Any]]) -> str:
+def render_entry(entry: Entry, decoded: Decoded, history: Sequence[dict[str, Any]] | str) -> str:
     """Return ``show``: where, why, headers, the decoded value (or hex and the error), history."""
     failure, source = entry.letter.failure, entry.letter.source
     lines = [
@@ -105,6 +105,9 @@ def render_entry(entry: Entry, decoded: Decoded, history: Sequence[dict[str, Any
         )
     if marker is not None and marker.purged:
         lines.append(f"purged:     by {marker.purged_by} at {_time(_ms(marker.purged_at_ms))}")
+    if isinstance(history, str):
+        lines.append(f"history:    {history}")
+        history = []
     lines.append("history:" if history else "history:    none (never replayed or purged)")
     for row in history:
         lines.append(

@@ -176,7 +176,10 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(deployment: Deployment, tmp_p
     registry = deployment.cli("dlq", "show", "decode:0:0", REVSTREAM_REGISTRY_URL="http://127.0.0.1:1")
     assert registry.code == 1 and "schema registry unreachable" in registry.err
     assert len(registry.err.strip().splitlines()) == 1
-    database = deployment.cli("dlq", "replay", "--yes", REVSTREAM_DATABASE_URL="postgresql://u@127.0.0.1:1/x")
+    down = "postgresql://u@127.0.0.1:1/x"
+    inspect = deployment.cli("dlq", "show", "enrich:0:0", REVSTREAM_DATABASE_URL=down)
+    assert inspect.code == 0 and "history:    unavailable (the ledger database is unreachable" in inspect.out
+    database = deployment.cli("dlq", "replay", "--yes", REVSTREAM_DATABASE_URL=down)
     assert database.code == 1 and "database is unreachable" in database.err
     assert deployment.read(deployment.catalog.event_topic("invoice_posted")) == []  # not audited: not sent
 
