@@ -102,6 +102,23 @@ def _histogram(entries: Sequence[Any]) -> str:
     return ", ".join(f"{name} {count}" for name, count in reasons.most_common())
 
 
+class _FollowProgress:
+    """Tells stderr how the followed records stand whenever that changes (``--follow`` can take a while)."""
+
+    def __init__(self) -> None:
+        self._last = ""
+
+    def __call__(self, outcomes: Sequence[Any]) -> None:
+        counts = Counter(o.status for o in outcomes)
+        line = (
+            f"following: {counts['processed']} processed, {counts['failed']} failed again, "
+            f"{counts['pending']} pending"
+        )
+        if line != self._last:
+            click.echo(line, err=True)
+            self._last = line
+
+
 @click.group()
 def dlq() -> None:
     """List, inspect, replay and purge dead letters (every <ns>.dlq.<stage> topic)."""
@@ -208,6 +225,7 @@ def replay_command(ids: tuple[str, ...], to: str | None, yes: bool, dry_run: boo
             progress=bar.update,
             follow_timeout_s=timeout_s if follow else None,
             group=group,
+            on_round=_FollowProgress(),
             crash_after_chunks=crash_after_chunks,
         )
     if metrics_file is not None:

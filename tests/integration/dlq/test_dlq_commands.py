@@ -152,5 +152,6 @@ def test_follow_reports_still_pending_at_its_deadline(deployment: Deployment) ->
     assert ran.code == 3, ran.out + ran.err
     assert f"group {deployment.catalog.namespace}-idle has not committed past it yet" in ran.out
     assert "0 processed, 0 dead-lettered again, 1 still pending" in ran.out
+    assert "following: 0 processed, 0 failed again, 1 pending" in ran.err  # progress while it waits
     (row,) = json.loads(deployment.cli("dlq", "audit", "--json").out)[-1:]
     assert row["outcome"] == "pending" and row["counts"]["pending"] == 1
