@@ -164,7 +164,7 @@ class Replayer:
             sent += delivered
             published += len(items)
             progress(len(items))
-            if rate:
+            if rate and published < len(todo):
                 # Throttle to `rate` records/s on average since the start.
                 time.sleep(max(0.0, started + published / rate - time.monotonic()))
         return sent

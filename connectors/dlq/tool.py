@@ -6,6 +6,7 @@ purge is audited before it touches anything: when the audit row cannot be writte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -14,12 +15,13 @@ from typing import Any
 
 from connectors.dlq.audit import AuditLog
 from connectors.dlq.entries import PARKED_STAGE, Entry, Marker, Selection, parse_id
-from connectors.dlq.errors import DlqError, EmptySelectionError, UnknownDeadLetterError
+from connectors.dlq.errors import EmptySelectionError, UnknownDeadLetterError
 from connectors.dlq.follow import Outcome, follow
 from connectors.dlq.metrics import DlqMetrics
 from connectors.dlq.reader import Partition, Store, end_offsets, partitions_of
 from connectors.dlq.replay import Planned, Replayer, Sent, plan
 from connectors.dlq.values import event_id_of, patch_value
+from connectors.errors import ConnectorError
 from streams.serde import AvroSerde
 from streams.settings import Settings
 from streams.topics import TopicCatalog, catalog_for
@@ -188,8 +190,8 @@ class DlqTool:
                 sent = replayer.run(
                     job.planned, rate=rate, progress=progress, crash_after_chunks=crash_after_chunks
                 )
-            except DlqError:
-                audit.finish(audit_id, "failed", {"planned": len(ids)})
+            except BaseException as exc:
+                _finish_failed(audit, audit_id, exc, {"planned": len(ids)})
                 raise
             outcomes: list[Outcome] = []
             if follow_timeout_s is not None:
@@ -248,8 +250,8 @@ class DlqTool:
                         for e in selected
                     ]
                 )
-            except DlqError:
-                audit.finish(audit_id, "failed", {"purged": 0})
+            except BaseException as exc:
+                _finish_failed(audit, audit_id, exc, {"purged": 0})
                 raise
             for entry in selected:
                 self.metrics.purged.labels(entry.stage, entry.letter.failure.reason_code).inc()
@@ -260,6 +262,13 @@ class DlqTool:
         """Return the audit rows of this namespace (naming ``record_id``, when given)."""
         with AuditLog(self.settings.database.conninfo(), self.catalog.namespace) as audit:
             return audit.rows(record_id, limit)
+
+
+def _finish_failed(audit: AuditLog, audit_id: int, exc: BaseException, counts: dict[str, int]) -> None:
+    """Record a run that stopped on an error or Ctrl-C; the original error is what the user sees."""
+    outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    with contextlib.suppress(ConnectorError):
+        audit.finish(audit_id, outcome, counts)
 
 
 def _tally(sent: Sequence[Sent], outcomes: Sequence[Outcome]) -> dict[str, int]:
