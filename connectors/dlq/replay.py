@@ -28,7 +28,15 @@ from typing import Any, Final, Literal
 
 from confluent_kafka import KafkaError, Message
 
-from connectors.dlq.entries import LINEAGE_PREFIX, Entry, Lineage, Marker, lineage_headers, replay_id_for
+from connectors.dlq.entries import (
+    LINEAGE_PREFIX,
+    Entry,
+    Lineage,
+    Marker,
+    Record,
+    lineage_headers,
+    replay_id_for,
+)
 from connectors.dlq.errors import ReplayError
 from connectors.dlq.metrics import DlqMetrics
 from connectors.dlq.reader import Partition, end_offsets, read_records
@@ -43,6 +51,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHUNK: Final = 200
 DELIVERY_TIMEOUT_S: Final = 30.0
 PARKED_REASON: Final = f"{REVSTREAM_PREFIX}parked_reason"
+PARKED_ID: Final = f"{REVSTREAM_PREFIX}parked_replay_id"
+"""The replay id of the run that parked a record (its lineage headers are the dead letter's own)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +111,11 @@ def plan(
                 f"replayed {entry.replay_count} times (--max-replays {max_replays}) and failed every time; "
                 f"last reason {entry.letter.failure.reason_code}"
             )
-            headers = [*record.headers, (PARKED_REASON, reason.encode())]
+            headers = [
+                *record.headers,
+                (PARKED_REASON, reason.encode()),
+                (PARKED_ID, lineage.replay_id.encode()),
+            ]
             planned.append(Planned(entry, "park", parked_topic, None, record.value, headers, lineage))
             continue
         topic = to or entry.letter.source.topic
@@ -182,19 +196,22 @@ class Replayer:
                 key = Partition(topic, int(partition))
                 known = starts.get(key)
                 starts[key] = offset if known is None else min(known, offset)
-        found: dict[str, tuple[int, int]] = {}
+        found: dict[str, Record] = {}
         for record in read_records(self.kafka, starts):
-            replay_id = record.header(f"{LINEAGE_PREFIX}id")
+            replay_id = record.header(PARKED_ID) or record.header(f"{LINEAGE_PREFIX}id")
             if replay_id is not None:
-                found.setdefault(replay_id.decode(), (record.partition, record.offset))
+                found.setdefault(replay_id.decode(), record)
         recovered = []
         for item in pending:
-            where = found.get(item.lineage.replay_id)
-            if where is not None:
-                logger.info(
-                    "%s was published by an interrupted run at %s[%d]@%d", item.entry.id, item.topic, *where
-                )
-                recovered.append(Sent(item, where[0], where[1], recovered=True))
+            copy = found.get(item.lineage.replay_id)
+            if copy is None:
+                continue
+            # What the interrupted run did, read from the record itself (its limits may have differed).
+            action: Literal["replay", "park"] = "park" if copy.header(PARKED_REASON) is not None else "replay"
+            done = replace(item, topic=copy.topic, action=action)
+            logger.info("%s was published by an interrupted run at %s[%d]@%d",
+                        item.entry.id, copy.topic, copy.partition, copy.offset)  # fmt: skip
+            recovered.append(Sent(done, copy.partition, copy.offset, recovered=True))
         self._markers([(s.planned, _done(s)) for s in recovered])
         return recovered
 

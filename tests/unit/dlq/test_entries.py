@@ -135,6 +135,8 @@ def test_plan_replays_to_the_source_partition_and_parks_after_max_replays() -> N
         ("replay", "ns.events.invoice_posted", 2),
     ]
     assert (dict(planned[0].headers)["revstream.dlq.parked_reason"] or b"").startswith(b"replayed 3 times")
+    # An interrupted run finds what it parked by this id (the lineage headers are the dead letter's).
+    assert dict(planned[0].headers)["revstream.dlq.parked_replay_id"] == planned[0].lineage.replay_id.encode()
     assert planned[1].lineage.count == 1 and planned[1].value == b"value"
     assert not [k for k, _ in planned[1].headers if k.startswith("revstream.dlq.")]
     elsewhere = plan(
