@@ -36,7 +36,7 @@ class InvalidPeriodError(RuleInputError):
     def __init__(self, start: object, end_exclusive: object) -> None:
         super().__init__(
             f"period [{start}, {end_exclusive}) is empty: the end date (exclusive) must be after the start;"
-            " correct it with `revstream dlq replay <id> --patch FILE` (or at its source, then replay it)"
+            " correct it with `revstream dlq replay <id> --patch FILE`, or at its source and publish it again"
         )
         self.start = start
         self.end_exclusive = end_exclusive
