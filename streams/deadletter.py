@@ -205,7 +205,7 @@ def dead_letter_record(
         return DeadLetterRecord(source.key, source.value, headers, failure.reason_code)
     size = record_bytes(source.key, source.value, source.headers)
     originals = [(name, data) for name, data in source.headers if not _is_context(name)]
-    kept: list[tuple[str, bytes]] = []
+    kept: list[tuple[str, bytes | None]] = []
     budget = HEADER_BUDGET_BYTES
     for name, data in originals:
         cost = record_bytes(None, None, [(name, data)])
