@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from connectors.dlq.errors import UnknownDeadLetterError
-from streams.deadletter import DeadLetter, Headers
+from streams.deadletter import REVSTREAM_PREFIX, DeadLetter, Headers
 
 __all__ = [
     "LINEAGE_PREFIX",
@@ -226,6 +226,11 @@ class Entry:
     def replay_count(self) -> int:
         """How many times this record's original was replayed before it failed again."""
         return self.lineage.count if self.lineage else 0
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the dead letter holds only a prefix of a record too large to copy (RECORD_TOO_LARGE)."""
+        return self.record.header(f"{REVSTREAM_PREFIX}truncated") == b"true"
 
     @property
     def status(self) -> str:

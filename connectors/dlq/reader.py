@@ -28,7 +28,7 @@ from streams.offsets import true_end_offsets
 from streams.settings import KafkaSettings
 from streams.topics import TopicCatalog
 
-__all__ = ["Partition", "Store", "end_offsets", "partitions_of", "read_records"]
+__all__ = ["Partition", "Store", "end_offsets", "fetch_record", "partitions_of", "read_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,40 @@ def read_records(
     finally:
         consumer.close()
     return records
+
+
+def fetch_record(
+    kafka: KafkaSettings, where: Partition, offset: int, timeout_s: float = 10.0
+) -> Record | None:
+    """Return the record at ``offset`` of ``where``, or ``None`` when the topic no longer has it.
+
+    Raises:
+        BrokerUnreachableError: when the partition does not answer within ``timeout_s``.
+    """
+    consumer = make_consumer(
+        kafka,
+        f"revstream-dlq-{uuid.uuid4().hex[:8]}",
+        **{"enable.partition.eof": True, "fetch.wait.max.ms": 50},
+    )
+    try:
+        consumer.assign([TopicPartition(where.topic, where.partition, offset)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1, timeout=0.2):
+                error = message.error()
+                if error is None:
+                    # Past it: deleted by retention or compaction (the consumer moved to the earliest).
+                    return _record(message) if message.offset() == offset else None
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return None
+                if error.fatal() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    return None
+        raise BrokerUnreachableError(
+            f"could not read {where.topic}[{where.partition}]@{offset} within {timeout_s:g}s; "
+            "check that the broker is reachable (REVSTREAM_KAFKA_BOOTSTRAP_SERVERS)"
+        )
+    finally:
+        consumer.close()
 
 
 def _record(message: Any) -> Record:

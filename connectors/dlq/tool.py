@@ -7,6 +7,7 @@ purge is audited before it touches anything: when the audit row cannot be writte
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -14,14 +15,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connectors.dlq.audit import AuditLog
-from connectors.dlq.entries import PARKED_STAGE, Entry, Marker, Selection, parse_id
-from connectors.dlq.errors import EmptySelectionError, UnknownDeadLetterError
+from connectors.dlq.entries import PARKED_STAGE, Entry, Lineage, Marker, Selection, parse_id
+from connectors.dlq.errors import DlqError, EmptySelectionError, UnknownDeadLetterError
 from connectors.dlq.follow import Outcome, follow
 from connectors.dlq.metrics import DlqMetrics
-from connectors.dlq.reader import Partition, Store, end_offsets, partitions_of
+from connectors.dlq.reader import Partition, Store, end_offsets, fetch_record, partitions_of
 from connectors.dlq.replay import Planned, Replayer, Sent, plan
 from connectors.dlq.values import event_id_of, patch_value
 from connectors.errors import ConnectorError
+from streams.deadletter import REVSTREAM_PREFIX
 from streams.serde import AvroSerde
 from streams.settings import Settings
 from streams.topics import TopicCatalog, catalog_for
@@ -138,6 +140,7 @@ class DlqTool:
                 f"no dead letter waiting for a replay matches {selection.summary()} "
                 "(`revstream dlq list --all` shows replayed and purged ones too)"
             )
+        selected = [self._whole(e) if e.truncated else e for e in selected]
         targets = {to} if to else {e.letter.source.topic for e in selected}
         counts: dict[str, int] = {}
         for tp in partitions_of(self.settings.kafka, sorted(targets | {self.catalog.parked_topic})):
@@ -152,6 +155,35 @@ class DlqTool:
             max_replays=max_replays, actor=actor, now_ms=int(time.time() * 1000), values=values,
         )  # fmt: skip
         return ReplayJob(planned, selection, to, counts, patch, changes)
+
+    def _whole(self, entry: Entry) -> Entry:
+        """Return a cut dead letter with the whole original record read back from its source.
+
+        A cut dead letter keeps a prefix of the record and the SHA-256 of its key and value
+        (``streams.deadletter``); replaying the prefix would publish a different record.
+
+        Raises:
+            DlqError: when the source no longer holds that record (retention, compaction).
+        """
+        source = entry.letter.source
+        original = fetch_record(self.settings.kafka, Partition(source.topic, source.partition), source.offset)
+        digests = (
+            entry.record.header(f"{REVSTREAM_PREFIX}key_sha256") or b"",
+            entry.record.header(f"{REVSTREAM_PREFIX}value_sha256") or b"",
+        )
+        if original is None or (_sha256(original.key), _sha256(original.value)) != digests:
+            raise DlqError(
+                f"{entry.id} holds only a prefix of a record too large to copy, and "
+                f"{source.topic}[{source.partition}]@{source.offset} no longer holds that record; it cannot "
+                f"be replayed (`revstream dlq purge {entry.id}` hides it)"
+            )
+        whole = replace(source, key=original.key, value=original.value, headers=tuple(original.headers))
+        return replace(
+            entry,
+            record=replace(entry.record, key=original.key, value=original.value),
+            letter=replace(entry.letter, source=whole),
+            lineage=Lineage.from_headers(original.headers),
+        )
 
     def replay(
         self,
@@ -262,6 +294,10 @@ class DlqTool:
         """Return the audit rows of this namespace (naming ``record_id``, when given)."""
         with AuditLog(self.settings.database.conninfo(), self.catalog.namespace) as audit:
             return audit.rows(record_id, limit)
+
+
+def _sha256(data: bytes | None) -> bytes:
+    return b"" if data is None else hashlib.sha256(data).hexdigest().encode()
 
 
 def _finish_failed(audit: AuditLog, audit_id: int, exc: BaseException, counts: dict[str, int]) -> None:

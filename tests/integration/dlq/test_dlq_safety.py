@@ -13,6 +13,7 @@ import psycopg
 from connectors.sink.sink import ErpSink, SinkConfig
 from schemas.models.erp import ErpCommand
 from streams.clients import producer as make_producer
+from streams.deadletter import Failure, SourceRecord, dead_letter_record
 from streams.serde import AvroSerde
 from streams.wire import frame
 from tests.conftest import wait_for
@@ -234,3 +235,32 @@ def test_two_replays_of_one_namespace_cannot_run_at_once(deployment: Deployment)
         assert deployment.read(topic) == []
     assert deployment.cli("dlq", "replay", "--yes").code == 0  # the lock went with the other session
     assert len(deployment.read(topic)) == 1
+
+
+def test_a_cut_dead_letter_is_replayed_whole_from_its_source_or_refused(deployment: Deployment) -> None:
+    topic = deployment.catalog.event_topic("usage_recorded")
+    big = b"x" * 5000
+    producer = make_producer(deployment.settings.kafka)
+    producer.produce(topic, big, b"K-big", partition=0, headers=[("trace", b"t"), ("nullable", None)])
+    producer.produce(topic, b"small", b"K-other", partition=0)
+    assert producer.flush(30) == 0
+    # What a stage writes for a record too large to copy: a prefix, the digests, the coordinates.
+    for offset in (0, 1):
+        source = SourceRecord(topic, 0, offset, b"K-big", big, (("trace", b"t"), ("nullable", None)))
+        cut = dead_letter_record(
+            source, Failure.from_exception("decode", "CORRUPT_RECORD", ValueError("x")), limit=1000
+        )
+        producer.produce(deployment.catalog.deadletter_topic("decode"), cut.value, cut.key, partition=0,
+                         headers=list(cut.headers))  # fmt: skip
+    assert producer.flush(30) == 0
+    listed = {r["id"]: r["reason"] for r in json.loads(deployment.cli("dlq", "list", "--json").out)}
+    assert listed == {"decode:0:0": "RECORD_TOO_LARGE", "decode:0:1": "RECORD_TOO_LARGE"}
+
+    # decode:0:1 points at a record that is not the one it was cut from: refused, nothing sent.
+    refused = deployment.cli("dlq", "replay", "decode:0:1", "--yes")
+    assert refused.code == 1 and "holds only a prefix of a record too large to copy" in refused.err
+    ran = deployment.cli("dlq", "replay", "decode:0:0", "--to", deployment.catalog.enriched_topic, "--yes")
+    assert ran.code == 0, ran.err
+    (whole,) = deployment.read(deployment.catalog.enriched_topic)
+    assert (whole.key(), whole.value()) == (b"K-big", big)
+    assert (whole.headers() or [])[:2] == [("trace", b"t"), ("nullable", None)]
