@@ -36,7 +36,7 @@ class InvalidPeriodError(RuleInputError):
     def __init__(self, start: object, end_exclusive: object) -> None:
         super().__init__(
             f"period [{start}, {end_exclusive}) is empty: the end date (exclusive) must be after the start;"
-            " correct the event at its source and replay it"
+            " correct it with `revstream dlq replay <id> --patch FILE`, or at its source and publish it again"
         )
         self.start = start
         self.end_exclusive = end_exclusive
@@ -56,7 +56,8 @@ class UnbalancedEntryError(ProcessingError):
     def __init__(self, entry_id: str, currency: str, debit_minor: int, credit_minor: int) -> None:
         super().__init__(
             f"journal entry {entry_id} does not balance in {currency}: debits {debit_minor} != credits"
-            f" {credit_minor} (minor units); the source event is dead-lettered, fix it and replay"
+            f" {credit_minor} (minor units); the source event is dead-lettered: fix the cause, then"
+            " `revstream dlq replay --reason UNBALANCED_ENTRY`"
         )
         self.entry_id = entry_id
         self.currency = currency

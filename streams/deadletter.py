@@ -54,7 +54,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, bytes | None]]
+"""Kafka headers as confluent-kafka gives them: a value may be null, which is not an empty value."""
 
 CONNECT_PREFIX = "__connect.errors."
 REVSTREAM_PREFIX = "revstream.dlq."
@@ -85,7 +86,7 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def dead_letter_record(
         return DeadLetterRecord(source.key, source.value, headers, failure.reason_code)
     size = record_bytes(source.key, source.value, source.headers)
     originals = [(name, data) for name, data in source.headers if not _is_context(name)]
-    kept: list[tuple[str, bytes]] = []
+    kept: list[tuple[str, bytes | None]] = []
     budget = HEADER_BUDGET_BYTES
     for name, data in originals:
         cost = record_bytes(None, None, [(name, data)])
@@ -254,8 +255,10 @@ def parse_dead_letter(
     Raises:
         ValueError: when the record carries no revstream dead-letter context.
     """
-    pairs = [(k, v or b"") for k, v in (headers or [])]
-    context = {k: v for k, v in pairs if _is_context(k)}
+    pairs = list(headers or [])
+    # Only the context headers are read as text; the original ones stay exactly as read, a null
+    # value null (a replay must give the consumer the record it would have had).
+    context = {k: v or b"" for k, v in pairs if _is_context(k)}
     if f"{REVSTREAM_PREFIX}reason" not in context:
         raise ValueError("record has no revstream dead-letter headers")
 

@@ -15,7 +15,9 @@ from streams.settings import Settings
 
 __all__ = ["TopicKind", "TopicSpec", "TopicCatalog", "catalog_for"]
 
-TopicKind = Literal["canonical", "master", "enriched", "exceptions", "commands", "deadletter", "retry"]
+TopicKind = Literal[
+    "canonical", "master", "enriched", "exceptions", "commands", "deadletter", "retry", "parked", "dlq-state"
+]
 
 DAY_MS = 24 * 60 * 60 * 1000
 CANONICAL_RETENTION_MS = 30 * DAY_MS
@@ -66,6 +68,16 @@ class TopicCatalog:
     def deadletter_topic(self, stage: str) -> str:
         """Return the dead-letter topic of pipeline ``stage``."""
         return f"{self.namespace}.dlq.{stage}"
+
+    @property
+    def parked_topic(self) -> str:
+        """Dead letters ``revstream dlq replay`` stopped replaying (failed again too often)."""
+        return f"{self.namespace}.dlq.parked"
+
+    @property
+    def dlq_state_topic(self) -> str:
+        """Compacted: per dead-letter id, its replay position and purge marker (``revstream dlq``)."""
+        return f"{self.namespace}.dlq-state"
 
     @property
     def enriched_topic(self) -> str:
@@ -153,6 +165,25 @@ class TopicCatalog:
                 **common,
             )
             for stage in STAGES
+        ]
+        specs += [
+            TopicSpec(
+                self.parked_topic,
+                "parked",
+                key="original key",
+                retention_ms=DEADLETTER_RETENTION_MS,
+                **common,
+            ),
+            # Compacted, never deleted by time: a marker must outlive the dead letter it marks,
+            # or a purged record would come back and a replayed one be sent again.
+            TopicSpec(
+                self.dlq_state_topic,
+                "dlq-state",
+                key="dead-letter id",
+                cleanup_policy="compact",
+                partitions=1,
+                replication_factor=self.replication_factor,
+            ),
         ]
         return specs
 

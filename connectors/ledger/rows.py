@@ -184,7 +184,7 @@ def unsupported(command: Command) -> CommandRejectedError | None:
         return None
     return CommandRejectedError(
         f"command {record['command_id']} has type {record['command_type']}, which the ledger "
-        "cannot apply; fix the producer and replay the dead letter",
+        "cannot apply; fix the producer, then `revstream dlq replay --reason UNSUPPORTED_COMMAND`",
         reason_code="UNSUPPORTED_COMMAND",
     )
 

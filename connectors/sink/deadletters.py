@@ -105,7 +105,8 @@ class DeadLetters:
                 self._errors.append(error.str())
 
 
-def _original_headers(message: Message) -> tuple[tuple[str, bytes], ...]:
+def _original_headers(message: Message) -> tuple[tuple[str, bytes | None], ...]:
     raw = message.headers() or ()
     pairs = raw.items() if isinstance(raw, dict) else raw
-    return tuple((k, v.encode() if isinstance(v, str) else (v or b"")) for k, v in pairs)
+    # A null header value stays null in the dead letter: a replay gives back the record as read.
+    return tuple((k, v.encode() if isinstance(v, str) else v) for k, v in pairs)

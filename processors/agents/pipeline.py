@@ -316,8 +316,8 @@ class Pipeline:
         if upcoming is None:
             attempts = 1 if parked is None else parked.attempt + 1
             exc = DependencyMissingError(
-                f"still missing after {attempts} attempts: {', '.join(missing)}; publish it, then replay "
-                "this record from the dead-letter topic"
+                f"still missing after {attempts} attempts: {', '.join(missing)}; publish it, then "
+                f"`revstream dlq replay --reason {reason}`"
             )
             self._forget(event, source, ctx)
             track_parked_usage(ctx.state, event, _position(source), dead_lettered=True)
@@ -404,8 +404,9 @@ def _position(source: SourceRecord) -> SourcePosition:
     return SourcePosition(source.topic, source.partition, source.offset)
 
 
-def _headers(headers: Headers | None) -> tuple[tuple[str, bytes], ...]:
-    return tuple((key, value if value is not None else b"") for key, value in headers or ())
+def _headers(headers: Headers | None) -> tuple[tuple[str, bytes | None], ...]:
+    # A null header value stays null in the dead letter: a replay gives back the record as read.
+    return tuple(headers or ())
 
 
 def _millis(timestamp_s: float | None) -> int:

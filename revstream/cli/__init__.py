@@ -16,6 +16,7 @@ import click
 from revstream import __version__
 from revstream.cli.common import USER_ERRORS
 from revstream.cli.demo import demo
+from revstream.cli.dlq import dlq
 from revstream.cli.gateway import gateway
 from revstream.cli.kpis import kpis
 from revstream.cli.lag import lag
@@ -45,6 +46,7 @@ COMMANDS: list[click.Command] = [
     worker,
     lag,
     kpis,
+    dlq,
 ]
 
 

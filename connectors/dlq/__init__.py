@@ -1,0 +1,1 @@
+"""``revstream dlq``: list, show, replay (optionally patched and followed) and purge dead letters."""
