@@ -13,6 +13,7 @@ __all__ = [
     "InputFileError",
     "ProducerError",
     "PublisherClosedError",
+    "RecordTooLargeError",
     "SimulationConfigError",
     "LedgerUnavailableError",
     "MigrationError",
@@ -80,6 +81,20 @@ class EventValidationError(ProducerError):
         """Describe a refused event; ``problems`` lists each bad field and why."""
         super().__init__(message)
         self.problems = problems
+
+
+class RecordTooLargeError(EventValidationError):
+    """Raised before anything is sent when an event's encoded record exceeds the producer's limit.
+
+    ``size`` is the record's bytes (value, key and headers), ``limit`` librdkafka's
+    ``message.max.bytes``; the event is valid but cannot be published as it is.
+    """
+
+    def __init__(self, message: str, size: int, limit: int) -> None:
+        """Describe a record of ``size`` bytes refused against ``limit``."""
+        super().__init__(message, (FieldProblem("(record)", message),))
+        self.size = size
+        self.limit = limit
 
 
 class DeliveryFailedError(ProducerError):

@@ -13,7 +13,6 @@ so that an unreachable broker is answered 503 at once instead of after the deliv
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,14 +25,24 @@ from confluent_kafka import KafkaException
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from connectors.errors import DeliveryFailedError, EventValidationError, FieldProblem
+from connectors.errors import DeliveryFailedError, EventValidationError, FieldProblem, RecordTooLargeError
 from connectors.gateway.auth import Grant, TokenBook, bearer_token
 from connectors.gateway.idempotency import IdempotencyCache, fingerprint
 from connectors.gateway.metrics import GatewayMetrics
-from connectors.gateway.openapi import DESCRIPTION, ERROR_RESPONSES, body_schema, install_openapi
+from connectors.gateway.openapi import (
+    BATCH_RESPONSES,
+    DESCRIPTION,
+    ERROR_RESPONSES,
+    EVENT_RESPONSES,
+    HEALTH_RESPONSES,
+    NOT_FOUND_RESPONSES,
+    body_schema,
+    install_openapi,
+)
 from connectors.producers.publisher import Delivery, Publisher
-from connectors.producers.validation import parse_event
+from connectors.producers.validation import load_json, parse_event
 from schemas.models import EventEnvelope
 from schemas.names import EVENT_TYPES
 from streams.errors import SerdeError, SettingsError
@@ -47,6 +56,13 @@ logger = logging.getLogger(__name__)
 PROBE_INTERVAL_S: Final = 0.5
 PROBE_TIMEOUT_S: Final = 1.0
 RETRY_AFTER_S: Final = "1"
+# The catch-all route answers only names no event route takes (the OpenAPI says so, too).
+_OTHER_TYPE_PARAMETER: Final = {
+    "name": "event_type",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "not": {"enum": [*EVENT_TYPES, *(f"{name}:batch" for name in EVENT_TYPES)]}},
+}
 
 
 class _Problem(Exception):
@@ -152,9 +168,10 @@ class _Gateway:
                 raise _Problem(413, "too_large", f"the body is over the limit of {limit} bytes")
             chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _Problem(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+            return load_json(b"".join(chunks), "body")
+        except EventValidationError as exc:
+            reason = exc.problems[0].reason if exc.problems else str(exc)
+            raise _Problem(400, "malformed_json", f"the body is {reason}") from exc
 
     def validate(self, event_type: str, data: Any, grant: Grant) -> EventEnvelope:
         try:
@@ -175,8 +192,9 @@ class _Gateway:
         try:
             outcome = await self._publish(event)
         except _Problem as problem:
-            label = "conflict" if problem.status == 409 else "unavailable"
-            self.metrics.events.labels(event.event_type, label).inc()
+            if problem.status in (409, 503):
+                label = "conflict" if problem.status == 409 else "unavailable"
+                self.metrics.events.labels(event.event_type, label).inc()
             raise
         self.metrics.events.labels(event.event_type, outcome["status"]).inc()
         return outcome
@@ -202,9 +220,17 @@ class _Gateway:
                 raise _Problem(
                     503, "registry_unavailable", f"the schema registry failed: {exc}; retry"
                 ) from exc
+            except RecordTooLargeError as exc:
+                self.metrics.events.labels(event.event_type, "too_large").inc()
+                raise _Problem(413, "record_too_large", str(exc)) from exc
+            except EventValidationError as exc:
+                self.metrics.events.labels(event.event_type, "invalid").inc()
+                raise _Problem(422, "validation_failed", str(exc), exc.problems) from exc
             self.cache.publishing(event.event_id, future)
             delivery = await self._await_delivery(event, future)
-        except _Problem:
+        except BaseException:
+            # Whatever went wrong, nothing was acknowledged: forget the id, so that a retry is
+            # published rather than answered "duplicate" for an event that is not on the topic.
             self.cache.failed(event.event_id)
             raise
         self.cache.accepted(event.event_id)
@@ -238,6 +264,12 @@ class _Gateway:
         items = await self.read_json(request)
         if not isinstance(items, list) or not items:
             raise _Problem(400, "not_a_batch", "a batch is a non-empty JSON array of events")
+        strays = [index for index, item in enumerate(items) if not isinstance(item, dict)]
+        if strays:
+            # Not an event at all, so the array is not a batch: refuse it whole, send nothing.
+            raise _Problem(
+                400, "not_a_batch", f"a batch holds JSON objects only; item {strays[0]} is not an object"
+            )
         limit = self.settings.gateway.max_batch_items
         if len(items) > limit:
             raise _Problem(413, "too_many_items", f"the batch has {len(items)} items; the limit is {limit}")
@@ -260,6 +292,16 @@ class _Gateway:
                     "status": outcome.status,
                     **outcome.body(),
                 }
+            elif isinstance(outcome, Exception):
+                # A defect, not the client's fault; the other items' outcomes still stand, so say
+                # per item what happened rather than failing the whole answer.
+                logger.error("publishing item %d of a batch failed", index, exc_info=outcome)
+                results[index] = {
+                    "index": index,
+                    "event_id": event.event_id,
+                    "status": 500,
+                    **_internal_error(outcome).body(),
+                }
             elif isinstance(outcome, BaseException):
                 raise outcome
             else:
@@ -267,8 +309,8 @@ class _Gateway:
         counts = {
             "accepted": sum(r.get("outcome") == "accepted" for r in results),
             "duplicates": sum(r.get("outcome") == "duplicate" for r in results),
-            "rejected": sum(r["status"] in (409, 422) for r in results),
-            "failed": sum(r["status"] == 503 for r in results),
+            "rejected": sum(r["status"] in (409, 413, 422) for r in results),
+            "failed": sum(r["status"] >= 500 for r in results),
         }
         status = 202 if all(r["status"] == 202 for r in results) else 207
         return JSONResponse({**counts, "items": results}, status_code=status)
@@ -284,6 +326,12 @@ class _Gateway:
         if self.publisher is not None:
             self.metrics.in_flight.set(self.publisher.in_flight)
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _internal_error(exc: BaseException) -> _Problem:
+    return _Problem(
+        500, "internal_error", f"the gateway failed ({type(exc).__name__}); nothing was acknowledged"
+    )
 
 
 def create_app(
@@ -313,6 +361,19 @@ def create_app(
     async def problem_handler(request: Request, problem: _Problem) -> JSONResponse:
         return problem.response()
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Routing's own answers (404 no such path, 405 wrong method) in the gateway's error shape.
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"error": code, "detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def defect(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _internal_error(exc).response()
+
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
@@ -327,17 +388,34 @@ def create_app(
     for event_type in EVENT_TYPES:
         _add_routes(app, gateway, event_type)
 
-    @app.post("/v1/events/{event_type}", include_in_schema=False)
-    async def unknown_type(event_type: str) -> JSONResponse:
+    @app.post(
+        "/v1/events/{event_type}",
+        status_code=404,
+        summary="Any other event type: 404 naming the event types there are",
+        operation_id="publish_unknown_event_type",
+        responses={**ERROR_RESPONSES, **NOT_FOUND_RESPONSES},
+        # A name that is an event type is served by that type's own route, whatever it answers.
+        openapi_extra={"parameters": [_OTHER_TYPE_PARAMETER]},
+        tags=["events"],
+    )
+    async def unknown_type(request: Request) -> JSONResponse:
+        event_type = request.path_params["event_type"]
         raise _Problem(
             404, "unknown_event_type", f"no event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}"
         )
 
-    app.get("/healthz", summary="Liveness and broker reachability (503 while the broker is down)")(
-        gateway.healthz
-    )
-    app.get("/metrics", summary="Prometheus metrics", response_class=Response)(gateway.metrics_text)
-    install_openapi(app)
+    app.get(
+        "/healthz",
+        summary="Liveness and broker reachability (503 while the broker is down)",
+        responses=HEALTH_RESPONSES,
+    )(gateway.healthz)
+    app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}}},
+    )(gateway.metrics_text)
+    install_openapi(app, tuple(sorted({grant.source for grant in settings.gateway.tokens})))
     return app
 
 
@@ -354,11 +432,8 @@ def _add_routes(app: FastAPI, gateway: _Gateway, event_type: str) -> None:
         status_code=202,
         summary=f"Publish a batch of {event_type} events (per-item status; 207 when not all accepted)",
         operation_id=f"publish_{event_type}_batch",
-        openapi_extra=body_schema(event_type, batch=True),
-        responses={
-            207: {"description": "Not every item was accepted; see items[].status."},
-            **ERROR_RESPONSES,
-        },
+        openapi_extra=body_schema(event_type, batch=True, max_items=gateway.settings.gateway.max_batch_items),
+        responses=BATCH_RESPONSES,
         tags=["events"],
     )(batch)
     app.post(
@@ -367,6 +442,6 @@ def _add_routes(app: FastAPI, gateway: _Gateway, event_type: str) -> None:
         summary=f"Publish one {event_type} event (202 once the broker acknowledged it)",
         operation_id=f"publish_{event_type}",
         openapi_extra=body_schema(event_type, batch=False),
-        responses=ERROR_RESPONSES,
+        responses=EVENT_RESPONSES,
         tags=["events"],
     )(single)

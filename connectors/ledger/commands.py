@@ -26,6 +26,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import StringConstraints, ValidationError
+from pydantic.types import Strict
 
 from schemas.models.base import AvroPrimitive, AvroRecord, TimestampMillis
 from schemas.models.erp import PAYLOAD_TYPES, ErpCommand
@@ -105,8 +106,9 @@ def _metadata_checks(metadata: list[Any]) -> list[Check]:
     avro_low, avro_high = _AVRO_RANGES.get(primitive or "", (None, None))
     checks: list[Check] = []
     for item in metadata:
-        if isinstance(item, AvroPrimitive) or item in _TIMESTAMP_METADATA:
-            # The decoder gives in-range integers and aware UTC timestamps at millisecond precision.
+        if isinstance(item, AvroPrimitive | Strict) or item in _TIMESTAMP_METADATA:
+            # The decoder gives in-range integers (never booleans) and aware UTC timestamps at
+            # millisecond precision.
             continue
         if isinstance(item, StringConstraints):
             checks.extend(_string_checks(item))

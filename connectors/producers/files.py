@@ -12,25 +12,34 @@ an empty cell means "not given" (see :func:`connectors.producers.validation.csv_
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Final, Literal, Protocol
 
 from connectors.errors import EventValidationError, FieldProblem, InputFileError
 from connectors.producers.publisher import Delivery, Publisher
-from connectors.producers.validation import csv_row_to_data, parse_event, parse_master
+from connectors.producers.validation import (
+    csv_row_to_data,
+    event_model,
+    master_model,
+    parse_event,
+    parse_master,
+)
 from schemas.models import AvroRecord, Customer, EventEnvelope, LegalEntity, Product
 
 __all__ = [
+    "MAX_LINE_CHARS",
     "FileFormat",
     "Line",
     "PublishSummary",
     "Rejection",
     "TextSink",
     "detect_format",
+    "input_text",
     "publish_lines",
     "read_lines",
 ]
@@ -38,6 +47,21 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FileFormat = Literal["jsonl", "csv"]
+
+
+def input_text(binary: IO[bytes]) -> io.TextIOWrapper:
+    """Return ``binary`` (an input file or stdin's bytes) as the text the readers take.
+
+    A byte-order mark (what spreadsheet programs write) is skipped, and bytes that are not UTF-8
+    are kept as escapes so that their line is rejected, not the whole file.
+    """
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+MAX_LINE_CHARS: Final = 10_000_000
+"""A JSON Lines line longer than this is rejected without being parsed (or held whole in memory)."""
+
+_BOM: Final = "\ufeff"
 
 
 class TextSink(Protocol):
@@ -58,7 +82,7 @@ class Rejection:
 
     def as_json(self) -> str:
         """Return the rejection as one JSON object (a line of the reject file)."""
-        return json.dumps(
+        text = json.dumps(
             {
                 "line": self.line,
                 "problems": [{"field": p.field, "reason": p.reason} for p in self.problems],
@@ -66,6 +90,7 @@ class Rejection:
             },
             ensure_ascii=False,
         )
+        return _printable(text)
 
     def describe(self) -> str:
         """Return a one-line description for the terminal."""
@@ -79,6 +104,8 @@ class Line:
     number: int
     record: AvroRecord | None
     rejection: Rejection | None
+    original: str | dict[str, Any] = ""
+    """The line as given, for a rejection the publisher makes (a record over the size limit)."""
 
 
 @dataclass
@@ -127,6 +154,8 @@ def read_lines(
     if (event_type is None) == (master_kind is None):
         raise ValueError("give exactly one of event_type and master_kind")
 
+    model = master_model(master_kind) if master_kind is not None else event_model(event_type or "")
+
     def parse(data: dict[str, Any] | str) -> AvroRecord:
         if master_kind is not None:
             return parse_master(master_kind, data)
@@ -136,39 +165,114 @@ def read_lines(
     if file_format == "jsonl":
         yield from _jsonl_lines(stream, parse)
     else:
-        yield from _csv_lines(stream, parse)
+        yield from _csv_lines(stream, lambda row: parse(csv_row_to_data(row, model)))
+
+
+def _printable(text: str) -> str:
+    # Undecodable input bytes arrive as surrogate escapes (see input_text); show them as \xNN so
+    # that the terminal and the reject file (UTF-8) can hold every line, whatever it contained.
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _undecodable(text: str) -> FieldProblem | None:
+    for position, char in enumerate(text):
+        if "\udc80" <= char <= "\udcff":
+            return FieldProblem(
+                "(line)", f"is not valid UTF-8 (byte 0x{ord(char) - 0xDC00:02x} at {position})"
+            )
+    return None
+
+
+def _bounded_lines(stream: IO[str]) -> Iterator[tuple[str, int]]:
+    # Like iterating the stream, but a line over MAX_LINE_CHARS is not read whole: its first
+    # MAX_LINE_CHARS + 1 characters come with its true length, the rest is skipped.
+    while True:
+        text = stream.readline(MAX_LINE_CHARS + 1)
+        if not text:
+            return
+        length = len(text)
+        if length > MAX_LINE_CHARS and text[-1] not in "\r\n":
+            while True:
+                more = stream.readline(MAX_LINE_CHARS)
+                length += len(more)
+                if not more or more[-1] in "\r\n":
+                    break
+        yield text, length
 
 
 def _jsonl_lines(stream: IO[str], parse: Callable[[dict[str, Any] | str], AvroRecord]) -> Iterator[Line]:
-    for number, text in enumerate(stream, start=1):
-        text = text.strip()
+    for number, (raw, length) in enumerate(_bounded_lines(stream), start=1):
+        text = (raw.removeprefix(_BOM) if number == 1 else raw).strip()
         if not text:
             continue
+        if length > MAX_LINE_CHARS:
+            problem = FieldProblem(
+                "(line)", f"is {length:,} characters; a line is at most {MAX_LINE_CHARS:,}"
+            )
+            yield Line(number, None, Rejection(number, (problem,), _printable(text[:200]) + "..."))
+            continue
+        undecodable = _undecodable(text)
+        if undecodable is not None:
+            yield Line(number, None, Rejection(number, (undecodable,), _printable(text)))
+            continue
         try:
-            yield Line(number, parse(text), None)
+            yield Line(number, parse(text), None, text)
         except EventValidationError as exc:
             yield Line(number, None, Rejection(number, exc.problems, text))
 
 
-def _csv_lines(stream: IO[str], parse: Callable[[dict[str, Any] | str], AvroRecord]) -> Iterator[Line]:
+def _csv_lines(stream: IO[str], parse: Callable[[dict[str | None, Any]], AvroRecord]) -> Iterator[Line]:
     reader = csv.DictReader(stream)
-    if reader.fieldnames is None:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise InputFileError(f"the CSV header row cannot be read: {exc}") from exc
+    if fieldnames is None:
         return
-    if not any(name for name in reader.fieldnames):
+    if not any(name for name in fieldnames):
         raise InputFileError("the CSV file has no header row; its first row must name the fields")
-    for row in reader:
+    if fieldnames[0].startswith(_BOM):
+        # A byte-order mark read as text (the stream was not opened with input_text).
+        reader.fieldnames = [fieldnames[0].removeprefix(_BOM), *fieldnames[1:]]
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # A cell over csv's field limit (131,072 characters) or a stray NUL: this row is lost to
+            # the parser, which goes on at the next line.
+            problem = FieldProblem("(row)", f"cannot be read as CSV ({exc})")
+            yield Line(reader.line_num, None, Rejection(reader.line_num, (problem,), ""))
+            continue
         # The header is line 1; a row's line number is where it ends (quoted cells may span lines).
         number = reader.line_num
         if not any(value for value in row.values() if isinstance(value, str)):
             continue
-        original = {key: value for key, value in row.items() if key is not None}
+        original = {
+            _printable(key): _printable(value) if isinstance(value, str) else value
+            for key, value in row.items()
+            if key is not None
+        }
         extra = row.get(None)  # DictReader's place for cells beyond the header
         if extra:
             problem = FieldProblem("(row)", f"has {len(extra)} more cells than the header names")
             yield Line(number, None, Rejection(number, (problem,), original))
             continue
+        undecodable = next(
+            (
+                found
+                for cell in (*row.keys(), *row.values())
+                if isinstance(cell, str) and (found := _undecodable(cell))
+            ),
+            None,
+        )
+        if undecodable is not None:
+            problem = FieldProblem("(row)", undecodable.reason)
+            yield Line(number, None, Rejection(number, (problem,), original))
+            continue
         try:
-            yield Line(number, parse(csv_row_to_data(row)), None)
+            yield Line(number, parse(row), None, original)
         except EventValidationError as exc:
             yield Line(number, None, Rejection(number, exc.problems, original))
 
@@ -180,13 +284,23 @@ def publish_lines(
     *,
     on_rejection: Callable[[Rejection], None] | None = None,
     on_line: Callable[[int], None] | None = None,
+    summary: PublishSummary | None = None,
 ) -> PublishSummary:
     """Send every good line, write every bad one to ``rejects``; return the counts.
 
     Sent means acknowledged by the broker: the publisher is flushed before returning, and a line
-    the broker did not take is counted as failed (its reason in ``failures``), not as sent.
+    the broker did not take is counted as failed (its reason in ``failures``), not as sent. A line
+    the publisher refuses before sending (its record over the size limit) is rejected like a bad
+    line. Pass ``summary`` to keep the counts so far when something stops the run half-way.
     """
-    summary = PublishSummary()
+    summary = summary if summary is not None else PublishSummary()
+
+    def reject(rejection: Rejection) -> None:
+        summary.rejected += 1
+        if rejects is not None:
+            rejects.write(rejection.as_json() + "\n")
+        if on_rejection is not None:
+            on_rejection(rejection)
 
     def delivered(delivery: Delivery | None, error: Exception | None) -> None:
         if error is None:
@@ -197,16 +311,15 @@ def publish_lines(
                 summary.failures.append(str(error))
 
     for line in lines:
-        if line.rejection is not None:
-            summary.rejected += 1
-            if rejects is not None:
-                rejects.write(line.rejection.as_json() + "\n")
-            if on_rejection is not None:
-                on_rejection(line.rejection)
-        elif isinstance(line.record, EventEnvelope):
-            publisher.send(line.record, on_delivery=delivered)
-        elif isinstance(line.record, Customer | Product | LegalEntity):
-            publisher.publish_master(line.record, on_delivery=delivered)
+        try:
+            if line.rejection is not None:
+                reject(line.rejection)
+            elif isinstance(line.record, EventEnvelope):
+                publisher.send(line.record, on_delivery=delivered)
+            elif isinstance(line.record, Customer | Product | LegalEntity):
+                publisher.publish_master(line.record, on_delivery=delivered)
+        except EventValidationError as exc:
+            reject(Rejection(line.number, exc.problems, line.original))
         if on_line is not None:
             on_line(line.number)
     publisher.poll(0)

@@ -32,9 +32,15 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Final
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from connectors.errors import DeliveryFailedError, EventValidationError, FieldProblem, PublisherClosedError
+from connectors.errors import (
+    DeliveryFailedError,
+    EventValidationError,
+    FieldProblem,
+    PublisherClosedError,
+    RecordTooLargeError,
+)
 from connectors.producers.delivery import (
     POLL_WAIT_S,
     Delivery,
@@ -59,6 +65,10 @@ __all__ = ["Delivery", "DeliveryCallback", "Publisher"]
 logger = logging.getLogger(__name__)
 
 _POLL_EVERY: Final = 32
+_LIBRDKAFKA_MAX_MESSAGE_BYTES: Final = 1_000_000  # librdkafka's default message.max.bytes
+# librdkafka counts a record's framing too (its MessageSet overhead); keep that much below the limit
+# so that a record passing this check is never refused by produce() itself.
+_RECORD_OVERHEAD_BYTES: Final = 512
 _MASTER_KINDS: Final = {"Customer": "customer", "Product": "product", "LegalEntity": "legal_entity"}
 
 
@@ -120,6 +130,9 @@ class Publisher:
         if delivery_timeout_ms is not None:
             overrides["message.timeout.ms"] = delivery_timeout_ms
         self._producer: Producer = make_producer(settings.kafka, **overrides)
+        configured = {**settings.kafka.producer_config(), **overrides}.get("message.max.bytes")
+        self.max_record_bytes = int(configured or _LIBRDKAFKA_MAX_MESSAGE_BYTES) - _RECORD_OVERHEAD_BYTES
+        """The largest record (value, key and headers) this publisher hands to librdkafka."""
         self._event_encoders: dict[type[AvroRecord], _Encoder] = {}
         self._master_encoders: dict[type[AvroRecord], _Encoder] = {}
         self._unpolled = 0
@@ -138,7 +151,8 @@ class Publisher:
         """Send ``event`` to its canonical topic, keyed by ``customer_id``; return its delivery future.
 
         Raises:
-            EventValidationError: when ``event`` is not a canonical event (nothing is sent).
+            EventValidationError: when ``event`` is not a canonical event, or (RecordTooLargeError)
+                its record is over ``max_record_bytes`` (nothing is sent).
             DeliveryFailedError: with ``fail_fast``, when earlier records were not delivered.
             PublisherClosedError: after :meth:`close`.
             SerdeError: when the registry refuses or cannot be reached (nothing is sent).
@@ -154,7 +168,8 @@ class Publisher:
         failure is raised by the next ``send``, ``flush`` or ``close``.
 
         Raises:
-            EventValidationError: when ``event`` is not a canonical event (nothing is sent).
+            EventValidationError: when ``event`` is not a canonical event, or (RecordTooLargeError)
+                its record is over ``max_record_bytes`` (nothing is sent).
             DeliveryFailedError: with ``fail_fast``, when earlier records were not delivered.
             PublisherClosedError: after :meth:`close`.
             SerdeError: when the registry refuses or cannot be reached (nothing is sent).
@@ -167,12 +182,18 @@ class Publisher:
         encoder = self._event_encoders.get(type(event))
         if encoder is None:
             encoder = self._encoder_for_event(event)
-        headers: Headers = [
-            ("event_type", encoder.record_type),
-            ("source", event.source.encode()),
-            ("correlation_id", event.correlation_id.encode()),
-            ("schema_id", encoder.schema_id_header),
-        ]
+        try:
+            headers: Headers = [
+                ("event_type", encoder.record_type),
+                ("source", event.source.encode()),
+                ("correlation_id", event.correlation_id.encode()),
+                ("schema_id", encoder.schema_id_header),
+            ]
+        except UnicodeEncodeError as exc:
+            raise EventValidationError(
+                f"{type(event).__name__} holds text that is not valid Unicode: {exc.reason}",
+                (FieldProblem("(record)", "holds text that is not valid Unicode (a lone surrogate)"),),
+            ) from exc
         self._send(encoder, event, event.customer_id, headers, on_delivery, future)
 
     def publish_master(
@@ -181,7 +202,8 @@ class Publisher:
         """Send a master-data record to its compacted topic, keyed by its own id.
 
         Raises:
-            EventValidationError: when ``record`` is not master data (nothing is sent).
+            EventValidationError: when ``record`` is not master data, or (RecordTooLargeError)
+                its record is over ``max_record_bytes`` (nothing is sent).
             DeliveryFailedError: with ``fail_fast``, when earlier records were not delivered.
             PublisherClosedError: after :meth:`close`.
             SerdeError: when the registry refuses or cannot be reached (nothing is sent).
@@ -213,11 +235,20 @@ class Publisher:
             tracker.raise_failures()
         try:
             value = encode_framed(encoder.header, encoder.parsed, encoder.convert, record)
+            raw_key = key.encode()
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise EventValidationError(
                 f"{type(record).__name__} does not fit its schema: {exc}",
                 (FieldProblem("(record)", str(exc)),),
             ) from exc
+        size = len(value) + len(raw_key) + sum(len(name) + len(data or b"") for name, data in headers)
+        if size > self.max_record_bytes:
+            raise RecordTooLargeError(
+                f"the encoded record is {size:,} bytes; the producer's limit is "
+                f"{self.max_record_bytes:,} bytes (message.max.bytes less framing)",
+                size,
+                self.max_record_bytes,
+            )
         if tracker.in_flight >= self.max_in_flight:
             self._wait_for_room()
         # Without a future or a per-record callback the encoder's prebuilt report serves every record.
@@ -230,13 +261,20 @@ class Publisher:
         try:
             while True:
                 try:
-                    self._producer.produce(
-                        encoder.topic, value, key.encode(), headers=headers, on_delivery=report
-                    )
+                    self._producer.produce(encoder.topic, value, raw_key, headers=headers, on_delivery=report)
                     break
                 except BufferError:
                     # librdkafka's own queue is full: serve reports until it has room again.
                     self._wait_for_room(queue_full=True)
+                except KafkaException as exc:
+                    error = exc.args[0] if exc.args else None
+                    if isinstance(error, KafkaError) and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                        raise RecordTooLargeError(
+                            f"the producer refused the record as too large ({error.str()})",
+                            size,
+                            self.max_record_bytes,
+                        ) from exc
+                    raise
         except BaseException:
             tracker.unsent()
             raise

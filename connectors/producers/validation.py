@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import types
+import typing
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
@@ -20,9 +24,11 @@ from schemas.models import AvroRecord, Customer, EventEnvelope, LegalEntity, Mas
 from schemas.names import EVENT_TYPES, MASTER_DATA_KINDS
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MASTER_MODELS",
     "csv_row_to_data",
     "event_model",
+    "load_json",
     "master_key",
     "master_model",
     "parse_event",
@@ -40,6 +46,11 @@ MASTER_MODELS: Final[Mapping[str, type[MasterRecord]]] = {
 """Master-data kind → its model (and so its compacted topic and key field ``<kind>_id``)."""
 
 _MAX_PROBLEMS: Final = 20
+
+MAX_JSON_DEPTH: Final = 32
+"""How deep JSON may nest: the deepest canonical record is 3 levels; 1,000 would exhaust the stack."""
+
+_INTEGER_TEXT: Final = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 _M = TypeVar("_M", bound=AvroRecord)
 
@@ -98,14 +109,107 @@ def _refuse(what: str, problems: tuple[FieldProblem, ...]) -> EventValidationErr
     return EventValidationError(f"invalid {what}: {shown}{more}", problems)
 
 
-def _validate(model: type[_M], data: Mapping[str, Any] | str | bytes, what: str) -> _M:
+def load_json(text: str | bytes, what: str = "record") -> Any:
+    """Parse JSON text, refusing what a later step could not take (one problem, field ``(record)``).
+
+    Refused: invalid JSON or UTF-8, nesting deeper than :data:`MAX_JSON_DEPTH`, and an integer
+    literal over Python's 4,300-digit conversion limit. A number without a fraction (``100.0``,
+    ``1e2``) is an int, as JSON Schema counts it.
+
+    Raises:
+        EventValidationError: naming why the text is refused.
+    """
     try:
-        if isinstance(data, str | bytes):
-            return model.model_validate_json(data)
-        if not isinstance(data, Mapping):
-            raise _refuse(what, (FieldProblem("(record)", f"must be an object, got {type(data).__name__}"),))
+        data = json.loads(text, parse_float=_json_number)
+    except RecursionError:
+        reason = f"nested deeper than {MAX_JSON_DEPTH} levels"
+    except UnicodeDecodeError as exc:
+        reason = f"not valid UTF-8 (byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        reason = f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except ValueError:
+        # The only other ValueError json raises: an integer literal over sys.int_info's limit.
+        reason = "holds an integer literal over 4,300 digits"
+    else:
+        if _depth_over(data, MAX_JSON_DEPTH):
+            reason = f"nested deeper than {MAX_JSON_DEPTH} levels"
+        else:
+            return data
+    raise _refuse(what, (FieldProblem("(record)", reason),))
+
+
+def _json_number(text: str) -> int | float:
+    # JSON (and JSON Schema, which the gateway's OpenAPI document speaks) has no integer type of
+    # its own: 100.0 and 1e2 are the integer 100. Integer fields are strict, so give them an int;
+    # a number with a fraction stays a float and is refused there. The exponent bound keeps
+    # 1e999999 from becoming a million-digit int.
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return float(text)
+    if number.is_finite() and number.adjusted() < 40 and number == number.to_integral_value():
+        return int(number)
+    return float(text)
+
+
+def _depth_over(data: Any, limit: int) -> bool:
+    # Iterative: a recursive walk would fail on exactly the input it is meant to refuse.
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _text_problems(data: Any) -> tuple[FieldProblem, ...]:
+    # A lone surrogate ("\ud800") is valid JSON but not Unicode: it cannot be encoded as UTF-8,
+    # so Avro (and every header and log line) would fail on it later. Name the field now.
+    problems: list[FieldProblem] = []
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack and len(problems) < _MAX_PROBLEMS:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                problems.append(FieldProblem(path or "(record)", "is not valid Unicode (a lone surrogate)"))
+        elif isinstance(value, Mapping):
+            for key, child in value.items():
+                name = str(key) if _encodable(str(key)) else repr(key)
+                where = f"{path}.{name}" if path else name
+                if not _encodable(str(key)):
+                    problems.append(FieldProblem(where, "field name is not valid Unicode (a lone surrogate)"))
+                stack.append((child, where))
+        elif isinstance(value, list | tuple):
+            stack.extend(
+                (child, f"{path}.{index}" if path else str(index)) for index, child in enumerate(value)
+            )
+    return tuple(sorted(problems, key=lambda problem: problem.field))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _validate(model: type[_M], data: Mapping[str, Any] | str | bytes, what: str) -> _M:
+    if isinstance(data, str | bytes):
+        data = load_json(data, what)
+    if not isinstance(data, Mapping):
+        raise _refuse(what, (FieldProblem("(record)", f"must be an object, got {type(data).__name__}"),))
+    unencodable = _text_problems(data)
+    if unencodable:
+        raise _refuse(what, unencodable)
+    try:
         return model.model_validate(data)
-    except ValidationError as exc:
+    except (ValidationError, RecursionError) as exc:
+        if isinstance(exc, RecursionError):
+            raise _refuse(what, (FieldProblem("(record)", "nested too deeply"),)) from None
         raise _refuse(what, problems_of(exc)) from exc
 
 
@@ -122,12 +226,7 @@ def parse_event(
     """
     model = event_model(event_type)
     if isinstance(data, str | bytes):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise _refuse(
-                f"{event_type} event", (FieldProblem("(record)", f"not valid JSON: {exc.msg}"),)
-            ) from exc
+        data = load_json(data, f"{event_type} event")
     if not isinstance(data, Mapping):
         raise _refuse(
             f"{event_type} event",
@@ -160,28 +259,46 @@ def parse_master(kind: str, data: Mapping[str, Any] | str | bytes) -> MasterReco
     return _validate(master_model(kind), data, f"{kind} record")
 
 
-def csv_row_to_data(row: Mapping[str, str | None]) -> dict[str, Any]:
+def csv_row_to_data(
+    row: Mapping[Any, str | list[str] | None], model: type[AvroRecord] | None = None
+) -> dict[str, Any]:
     """Return a CSV row as the dict a model validates.
 
     CSV has no nesting, so a cell that holds a JSON array or object (``lines``, ``approvals``) is
-    decoded; an empty cell means "not given" (the field's default, or null for an optional one);
-    every other cell stays text and pydantic converts it (``"5"`` to 5, ISO dates and instants).
+    decoded; an empty cell means "not given" (the field's default, or null for an optional one).
+    Integer fields of ``model`` are strict, so their cells are converted here when they hold an
+    integer (``"5"``, not ``"5.0"`` or ``"true"``); every other cell stays text and pydantic
+    converts it (ISO dates and instants).
 
     Raises:
         EventValidationError: when a cell that looks like JSON is not valid JSON.
     """
+    integers = _integer_fields(model) if model is not None else frozenset()
     data: dict[str, Any] = {}
     for column, cell in row.items():
-        if column is None or cell is None or cell == "":
+        if column is None or not isinstance(cell, str) or cell == "":
             continue
         text = cell.strip()
         if text[:1] in ("[", "{"):
             try:
-                data[column] = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise _refuse(
-                    "CSV row", (FieldProblem(column, f"cell is not valid JSON ({exc.msg})"),)
-                ) from exc
+                data[column] = load_json(text)
+            except EventValidationError as exc:
+                reason = exc.problems[0].reason if exc.problems else str(exc)
+                raise _refuse("CSV row", (FieldProblem(column, f"cell is {reason}"),)) from exc
+        elif column in integers and _INTEGER_TEXT.fullmatch(cell) and len(text) <= 40:
+            data[column] = int(text)
         else:
             data[column] = cell
     return data
+
+
+def _integer_fields(model: type[AvroRecord]) -> frozenset[str]:
+    names = set()
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+            options = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            annotation = options[0] if len(options) == 1 else None
+        if annotation is int:
+            names.add(name)
+    return frozenset(names)

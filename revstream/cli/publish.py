@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import IO
 
 import click
 
-from connectors.errors import DeliveryFailedError
+from connectors.errors import DeliveryFailedError, InputFileError
 from connectors.producers.files import (
     FileFormat,
     Line,
@@ -25,6 +26,7 @@ from connectors.producers.files import (
     Rejection,
     TextSink,
     detect_format,
+    input_text,
     publish_lines,
     read_lines,
 )
@@ -45,14 +47,38 @@ PROGRESS_MIN_BYTES = 1_048_576
 class _LazyRejects:
     """The reject file, created only when the first line is rejected."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, source: str) -> None:
         self.path = path
+        self.source = source
         self._stream: IO[str] | None = None
 
+    def check_writable(self) -> None:
+        """Fail before anything is published when the reject file could not be written.
+
+        Raises:
+            InputFileError: naming the input file and why its rejects cannot go to ``path``.
+        """
+        parent = self.path.parent
+        if self.path.is_dir():
+            self._refuse("it is a directory")
+        if not parent.is_dir():
+            self._refuse(f"the directory {parent} does not exist")
+        if not os.access(self.path if self.path.exists() else parent, os.W_OK):
+            self._refuse("permission denied")
+
+    def _refuse(self, why: str) -> None:
+        raise InputFileError(
+            f"cannot write the rejected lines of {self.source} to {self.path}: {why}; pass --rejects PATH"
+        )
+
     def write(self, text: str) -> int:
-        if self._stream is None:
-            self._stream = self.path.open("w", encoding="utf-8")
-        return self._stream.write(text)
+        try:
+            if self._stream is None:
+                self._stream = self.path.open("w", encoding="utf-8")
+            return self._stream.write(text)
+        except OSError as exc:
+            self._refuse(exc.strerror or str(exc))
+            raise  # unreachable: _refuse raises
 
     def close(self) -> None:
         if self._stream is not None:
@@ -62,13 +88,23 @@ class _LazyRejects:
 @contextlib.contextmanager
 def _open_input(file: str) -> Iterator[IO[str]]:
     if file == "-":
-        yield sys.stdin
+        # stdin's own decoding would stop the run at the first byte that is not UTF-8.
+        binary = getattr(sys.stdin, "buffer", None)
+        if binary is None:
+            yield sys.stdin
+            return
+        stream = input_text(binary)
+        try:
+            yield stream
+        finally:
+            stream.detach()
         return
     try:
-        with open(file, encoding="utf-8", newline="") as stream:
-            yield stream
+        handle = open(file, "rb")
     except OSError as exc:
         raise click.FileError(file, hint=exc.strerror or str(exc)) from exc
+    with input_text(handle) as stream:
+        yield stream
 
 
 def _count_lines(file: str) -> int:
@@ -125,7 +161,8 @@ def publish(
     settings = settings_for_cli()
     cluster_metadata(settings.kafka)
     reject_path = rejects or Path(("stdin" if file == "-" else file) + ".rejects.jsonl")
-    reject_file = _LazyRejects(reject_path)
+    reject_file = _LazyRejects(reject_path, "stdin" if file == "-" else file)
+    reject_file.check_writable()
     shown = 0
 
     def report(rejection: Rejection) -> None:
@@ -140,10 +177,21 @@ def publish(
             file != "-" and sys.stderr.isatty() and Path(file).stat().st_size >= PROGRESS_MIN_BYTES
         )
     publisher = Publisher(settings, fail_fast=False, delivery_timeout_ms=int(delivery_timeout * 1000))
+    summary = PublishSummary()
     try:
         with _open_input(file) as stream:
             lines = read_lines(stream, fmt, event_type, master_kind)
-            summary = _run(publisher, lines, reject_file, report, show_progress, file)
+            _run(publisher, lines, reject_file, report, show_progress, file, summary)
+    except BaseException:
+        # Stopped half-way: say what is already done before the error's own line.
+        with contextlib.suppress(DeliveryFailedError):
+            publisher.close(timeout_s=delivery_timeout)
+        click.echo(
+            f"stopped: sent {summary.sent}, rejected {summary.rejected}, failed {summary.failed}; "
+            "the lines after the last one counted were not published",
+            err=True,
+        )
+        raise
     finally:
         reject_file.close()
         with contextlib.suppress(DeliveryFailedError):
@@ -176,9 +224,10 @@ def _run(
     report: Callable[[Rejection], None],
     show_progress: bool,
     file: str,
+    summary: PublishSummary,
 ) -> PublishSummary:
     if not show_progress:
-        return publish_lines(publisher, lines, rejects, on_rejection=report)
+        return publish_lines(publisher, lines, rejects, on_rejection=report, summary=summary)
     length = _count_lines(file) if file != "-" else None
     with click.progressbar(length=length, label="publishing", file=sys.stderr) as bar:  # type: ignore[var-annotated]
         last = 0
@@ -188,7 +237,7 @@ def _run(
             bar.update(number - last)
             last = number
 
-        return publish_lines(publisher, lines, rejects, on_rejection=report, on_line=advance)
+        return publish_lines(publisher, lines, rejects, on_rejection=report, on_line=advance, summary=summary)
 
 
 def _finish(summary: PublishSummary, reject_path: Path, allow_rejects: bool) -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "AvroInt",
@@ -25,6 +25,7 @@ __all__ = [
     "AvroPrimitive",
     "AvroRecord",
     "Currency",
+    "Date",
     "Id",
     "TimestampMillis",
     "to_avro_value",
@@ -47,18 +48,38 @@ def _utc_millis(value: datetime) -> datetime:
         return value  # what fastavro reads and every normalised value is: nothing to do
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must be timezone-aware (UTC); naive datetimes are ambiguous")
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:30+01:00 or 9999-12-31T23:30-01:00 is an instant before year 1 or after
+        # year 9999 in UTC, which a datetime cannot hold: a bad value, not a crash.
+        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-AvroInt = Annotated[int, AvroPrimitive("int"), Field(ge=-(2**31), le=2**31 - 1)]
-"""An Avro ``int``: a signed 32-bit integer."""
+# Strict: an integer is an integer. Lax mode would take ``true`` as 1 minor unit and ``1.0`` as a
+# quantity; money is counted in whole minor units and a boolean is not money. Text that holds an
+# integer (a CSV cell) is converted before validation, by the caller that knows it is text.
+AvroInt = Annotated[int, AvroPrimitive("int"), Field(ge=-(2**31), le=2**31 - 1, strict=True)]
+"""An Avro ``int``: a signed 32-bit integer (strict: no booleans, floats or text)."""
 
-AvroLong = Annotated[int, AvroPrimitive("long"), Field(ge=-(2**63), le=2**63 - 1)]
-"""An Avro ``long``: a signed 64-bit integer (every ``*_minor`` amount)."""
+AvroLong = Annotated[int, AvroPrimitive("long"), Field(ge=-(2**63), le=2**63 - 1, strict=True)]
+"""An Avro ``long``: a signed 64-bit integer (every ``*_minor`` amount; strict like :data:`AvroInt`)."""
 
-TimestampMillis = Annotated[datetime, AfterValidator(_utc_millis)]
-"""An instant: timezone-aware, normalised to UTC, millisecond precision."""
+
+def _not_a_number(value: Any) -> Any:
+    # Lax pydantic reads a number as seconds since 1970 (0 is 1970-01-01): an amount sent into a
+    # date field would become a date. Dates and instants are ISO-8601 text (or the objects).
+    if isinstance(value, int | float):
+        raise ValueError("must be ISO-8601 text, not a number")
+    return value
+
+
+TimestampMillis = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_utc_millis)]
+"""An instant: timezone-aware, normalised to UTC, millisecond precision; ISO-8601 text, not a number."""
+
+Date = Annotated[date, BeforeValidator(_not_a_number)]
+"""A calendar date: ISO-8601 text (``2026-01-31``) or a ``date``, not a number."""
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 """An ISO-4217 currency code: three upper-case letters."""

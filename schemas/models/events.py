@@ -8,10 +8,9 @@ purpose: the policy stage turns those into business exceptions instead of losing
 from __future__ import annotations
 
 import logging
-from datetime import date
 from typing import ClassVar, Literal
 
-from schemas.models.base import AvroInt, AvroLong, AvroRecord, Currency, Id, TimestampMillis
+from schemas.models.base import AvroInt, AvroLong, AvroRecord, Currency, Date, Id, TimestampMillis
 from schemas.models.enums import ActivationKind, BillingFrequency, LineKind
 from schemas.names import EVENTS_NAMESPACE
 
@@ -100,8 +99,8 @@ class InvoiceLine(AvroRecord):
     quantity: AvroLong
     unit_price_minor: AvroLong
     amount_minor: AvroLong
-    period_start: date
-    period_end: date
+    period_start: Date
+    period_end: Date
 
 
 class QuoteApproved(EventEnvelope):
@@ -126,8 +125,8 @@ class OrderAccepted(EventEnvelope):
     quote_id: Id | None = None
     subscription_id: Id
     currency: Currency
-    term_start: date
-    term_end: date
+    term_start: Date
+    term_end: Date
     billing_frequency: BillingFrequency
     lines: tuple[OrderLine, ...]
 
@@ -169,8 +168,8 @@ class InvoicePosted(EventEnvelope):
     invoice_id: Id
     subscription_id: Id
     currency: Currency
-    issued_on: date
-    due_date: date
+    issued_on: Date
+    due_date: Date
     total_minor: AvroLong
     lines: tuple[InvoiceLine, ...]
 
@@ -210,8 +209,8 @@ class ContractRenewed(EventEnvelope):
     event_type: Literal["contract_renewed"] = "contract_renewed"
     subscription_id: Id
     currency: Currency
-    new_term_start: date
-    new_term_end: date
+    new_term_start: Date
+    new_term_end: Date
     lines: tuple[OrderLine, ...]
 
 
@@ -223,7 +222,7 @@ class ContractAmended(EventEnvelope):
     event_type: Literal["contract_amended"] = "contract_amended"
     subscription_id: Id
     currency: Currency
-    effective_date: date
+    effective_date: Date
     lines: tuple[OrderLine, ...]
 
 
@@ -234,5 +233,5 @@ class RevenueScheduleAdjusted(EventEnvelope):
 
     event_type: Literal["revenue_schedule_adjusted"] = "revenue_schedule_adjusted"
     subscription_id: Id
-    effective_date: date
+    effective_date: Date
     reason: str
