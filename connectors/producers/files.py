@@ -185,19 +185,20 @@ def _undecodable(text: str) -> FieldProblem | None:
 
 def _bounded_lines(stream: IO[str]) -> Iterator[tuple[str, int]]:
     # Like iterating the stream, but a line over MAX_LINE_CHARS is not read whole: its first
-    # MAX_LINE_CHARS + 1 characters come with its true length, the rest is skipped.
+    # MAX_LINE_CHARS + 1 characters come with its true length (line end not counted), the rest is
+    # skipped.
     while True:
         text = stream.readline(MAX_LINE_CHARS + 1)
         if not text:
             return
-        length = len(text)
+        length, last = len(text), text
         if length > MAX_LINE_CHARS and text[-1] not in "\r\n":
             while True:
-                more = stream.readline(MAX_LINE_CHARS)
-                length += len(more)
-                if not more or more[-1] in "\r\n":
+                last = stream.readline(MAX_LINE_CHARS)
+                length += len(last)
+                if not last or last[-1] in "\r\n":
                     break
-        yield text, length
+        yield text, length - (len(last) - len(last.rstrip("\r\n")))
 
 
 def _jsonl_lines(stream: IO[str], parse: Callable[[dict[str, Any] | str], AvroRecord]) -> Iterator[Line]:
@@ -243,7 +244,8 @@ def _csv_lines(stream: IO[str], parse: Callable[[dict[str | None, Any]], AvroRec
             # A cell over csv's field limit (131,072 characters) or a stray NUL: this row is lost to
             # the parser, which goes on at the next line.
             problem = FieldProblem("(row)", f"cannot be read as CSV ({exc})")
-            yield Line(reader.line_num, None, Rejection(reader.line_num, (problem,), ""))
+            number = reader.reader.line_num  # DictReader's own count moves only on success
+            yield Line(number, None, Rejection(number, (problem,), ""))
             continue
         # The header is line 1; a row's line number is where it ends (quoted cells may span lines).
         number = reader.line_num
