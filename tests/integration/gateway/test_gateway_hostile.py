@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -83,7 +84,7 @@ BIG_INTEGER = b'{"event_id": "e", "quantity": ' + b"7" * 5000 + b"}"
 def test_inputs_that_were_500s_are_4xx_naming_why(
     roomy_gateway: str,
     auth: Auth,
-    body: dict[str, object] | bytes,
+    body: dict[str, Any] | bytes,
     status: int,
     field: str | None,
     reason: str,

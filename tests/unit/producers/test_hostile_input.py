@@ -42,7 +42,7 @@ def test_a_json_number_without_fraction_is_an_integer_as_json_schema_says() -> N
     event = parse_event(
         "usage_recorded", json.dumps({**USAGE, "quantity": 1}).replace('"quantity": 1', '"quantity": 1e1')
     )
-    assert event.quantity == 10
+    assert isinstance(event, UsageRecorded) and event.quantity == 10
 
 
 def test_numbers_are_not_instants() -> None:
