@@ -13,6 +13,7 @@ from streams.errors import PlatformError
 
 __all__ = [
     "BadRequestError",
+    "BodyTooLargeError",
     "IdDoesNotMatchError",
     "IncompatibleSchemaError",
     "InvalidCompatibilityLevelError",
@@ -46,6 +47,13 @@ class BadRequestError(RegistryError):
 
     http_status = 400
     error_code = 400
+
+
+class BodyTooLargeError(RegistryError):
+    """Raised when a request body is over the registry's size limit."""
+
+    http_status = 413
+    error_code = 413
 
 
 class SubjectNotFoundError(RegistryError):

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from streams.registry.errors import InvalidSchemaError, InvalidVersionError
 from streams.registry.schema import ParsedSchema, parse_schema
 
-__all__ = ["LATEST", "SchemaRequest", "parse_version"]
+__all__ = ["LATEST", "MAX_ID", "SchemaRequest", "parse_version"]
 
 logger = logging.getLogger(__name__)
 
 LATEST = -1
 _MAX_VERSION = 2**31 - 1
+MAX_ID = 2**31 - 1
+"""Ids and versions are PostgreSQL ``integer`` columns, as they are Java ints in Confluent's registry."""
 
 
 def parse_version(value: str) -> int:
@@ -80,11 +82,19 @@ class SchemaRequest:
         """Return the explicit ``id`` or ``version`` (IMPORT mode), None when absent or <= 0.
 
         Raises:
-            InvalidSchemaError: when it is not an integer.
+            InvalidSchemaError: when it is not an integer, or an id over 2^31-1.
+            InvalidVersionError: when it is a version over 2^31-1.
         """
         value = self.id if name == "id" else self.version
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidSchemaError(f"Invalid request: {name} must be an integer, got {value!r}")
+        if value > MAX_ID:
+            if name == "version":
+                raise InvalidVersionError(
+                    f"The specified version '{value}' is not a valid version id. Allowed values are "
+                    'between [1, 2^31-1] and the string "latest"'
+                )
+            raise InvalidSchemaError(f"Invalid request: id must be between 1 and 2^31-1, got {value}")
         return value if value > 0 else None

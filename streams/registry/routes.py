@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from streams.registry.errors import BadRequestError
+from streams.registry.errors import BadRequestError, BodyTooLargeError
 from streams.registry.request import SchemaRequest
 from streams.registry.service import Registry
 
-__all__ = ["router"]
+__all__ = ["MAX_BODY_BYTES", "router"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +26,28 @@ router = APIRouter()
 
 _RAW = "application/json"
 
+MAX_BODY_BYTES: Final = 4 * 1_048_576
+"""Larger request bodies are refused (413) before they are read whole; the largest canonical
+schema here is a few kilobytes, and Confluent's clients send one schema per request."""
+
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLargeError(f"the request body is {declared} bytes; the limit is {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise BodyTooLargeError(f"the request body is over the limit of {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         return None
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise BadRequestError("the request body is JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequestError(
             f'the request body is not JSON ({exc}); send a JSON object such as {{"schema": "..."}}'

@@ -108,11 +108,15 @@ def _parse_text(text: str) -> ParsedSchema:
     # cheap. ParsedSchema is immutable, so sharing one object between requests is safe.
     try:
         parsed = avro.schema.parse(text)
+        canonical = canonical_json(parsed.to_json())
+    except RecursionError:
+        raise InvalidSchemaError("Invalid schema: it is nested too deeply to parse") from None
     except (avro.errors.AvroException, ValueError, TypeError, KeyError) as exc:
         raise InvalidSchemaError(f"Invalid schema: {_one_line(exc)}") from exc
-    canonical = canonical_json(parsed.to_json())
     try:
         fastavro.parse_schema(json.loads(canonical), _write_hint=False)
+    except RecursionError:
+        raise InvalidSchemaError("Invalid schema: it is nested too deeply to parse") from None
     except (fastavro.schema.SchemaParseException, fastavro.schema.UnknownType, ValueError) as exc:
         raise InvalidSchemaError(f"Invalid schema: {_one_line(exc)}") from exc
     fingerprint = hashlib.sha256(canonical.encode()).hexdigest()

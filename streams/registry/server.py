@@ -178,6 +178,13 @@ def create_app(settings: Settings, store: RegistryStore | None = None) -> FastAP
         return _error(503, 50001, "the registry's PostgreSQL store does not answer")
 
     @app.middleware("http")
+    async def refuse_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # PostgreSQL text cannot hold NUL: a subject or query value with one can name nothing stored.
+        if "\x00" in request.url.path or any("\x00" in value for value in request.query_params.values()):
+            return _error(400, 400, "Bad request: subjects and parameters cannot contain NUL characters")
+        return await call_next(request)
+
+    @app.middleware("http")
     async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if users and request.url.path not in _OPEN_PATHS:
             if not _authorized(request.headers.get("authorization"), users):

@@ -28,7 +28,7 @@ from streams.registry.errors import (
     VersionNotSoftDeletedError,
     VersionSoftDeletedError,
 )
-from streams.registry.request import LATEST, SchemaRequest, parse_version
+from streams.registry.request import LATEST, MAX_ID, SchemaRequest, parse_version
 from streams.registry.schema import SCHEMA_TYPES, ParsedSchema, parse_schema
 from streams.registry.store import RegistryStore, StoreTx, VersionRow
 
@@ -231,6 +231,8 @@ class Registry:
         Raises:
             SchemaNotFoundError: when no subject version (live or soft-deleted) holds it.
         """
+        if not 1 <= schema_id <= MAX_ID:
+            raise _schema_not_found(schema_id)  # no such id can exist; PostgreSQL would refuse it
         with self.store.transaction(write=False) as tx:
             schema = tx.schema(schema_id)
             if schema is None or not tx.usages(schema_id):
@@ -257,6 +259,8 @@ class Registry:
         Raises:
             SchemaNotFoundError: when no subject version holds it at all.
         """
+        if not 1 <= schema_id <= MAX_ID:
+            raise _schema_not_found(schema_id)
         with self.store.transaction(write=False) as tx:
             rows = tx.usages(schema_id)
         if not rows:
