@@ -16,7 +16,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -28,9 +28,11 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from schemas.names import EVENT_TYPES
 from streams.errors import SettingsError, StackError
+from streams.secrets import redact_conninfo, redact_url
 
 __all__ = [
     "ENV_PREFIX",
@@ -74,15 +76,6 @@ EMBEDDED_FETCH_MAX_WAIT_MS = 50
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` so it can be logged or printed."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class KafkaSettings(_Frozen):
@@ -234,6 +227,16 @@ class RegistrySettings(_Frozen):
     # accepts, "user:password[,user:password...]"; unset means no authentication.
     server_users: SecretStr | None = None
 
+    @model_validator(mode="after")
+    def _credentials_once(self) -> RegistrySettings:
+        if self.url and urlsplit(self.url).username is not None and (self.username or self.password):
+            # confluent-kafka's client refuses the pair at first use; say so at start, in one line.
+            raise ValueError(
+                "credentials are given twice: in the URL's user:password@ part and in "
+                f"{ENV_PREFIX}REGISTRY_USERNAME/_PASSWORD; keep only one of them"
+            )
+        return self
+
     def require_url(self) -> str:
         """Return the registry URL.
 
@@ -274,8 +277,8 @@ class DatabaseSettings(_Frozen):
         return self.url.get_secret_value()
 
     def redacted(self) -> str:
-        """Return the URL with its password masked, for logs and status output."""
-        return redact_url(self.url.get_secret_value()) if self.url is not None else "(not set)"
+        """Return the URL (or ``key=value`` string) with its password masked, for logs and status output."""
+        return redact_conninfo(self.url.get_secret_value()) if self.url is not None else "(not set)"
 
 
 class TopicsSettings(_Frozen):
@@ -519,23 +522,45 @@ def _env_name(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + "_".join(parts).upper() if parts else f"{ENV_PREFIX}*"
 
 
+_SECRET_FIELDS = frozenset(
+    {"password", "sasl_password", "ssl_key_password", "server_users", "tokens", "token", "database", "url"}
+)
+"""Fields whose given value is never quoted in an error: secrets, and URLs that may hold one."""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings from the environment (and ``.env``), overrides taking precedence.
 
     Raises:
-        SettingsError: one line per problem, naming the variable and the reason.
+        SettingsError: one line per problem, naming the variable and the reason (never a secret).
     """
     try:
         return Settings(**overrides)
+    except SourceError as exc:
+        raise SettingsError(_source_problem(exc)) from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             reason = error["msg"].removeprefix("Value error, ")
             given = error.get("input")
-            suffix = (
-                f" (got {given!r})"
-                if isinstance(given, str | int) and "password" not in str(error["loc"])
-                else ""
-            )
+            secret = any(str(part) in _SECRET_FIELDS for part in error["loc"])
+            suffix = f" (got {given!r})" if isinstance(given, str | int) and not secret else ""
             problems.append(f"{_env_name(error['loc'])}: {reason}{suffix}")
-        raise SettingsError("; ".join(problems)) from exc
+        raise SettingsError("; ".join(problems)) from None
+
+
+def _source_problem(exc: SourceError) -> str:
+    # pydantic-settings says only which top-level field failed ("gateway"); name the variable, and
+    # JSON's reason, which gives a position and never quotes the value.
+    field = next(iter(re.findall(r'field "([a-z_]+)"', str(exc))), "")
+    prefix = f"{ENV_PREFIX}{field.upper()}_" if field else ENV_PREFIX
+    for name, value in sorted(os.environ.items()):
+        if not name.upper().startswith(prefix) or value.strip()[:1] not in ("{", "["):
+            continue
+        try:
+            json.loads(value)
+        except ValueError as error:
+            return f"{name.upper()}: not valid JSON ({error})"
+    cause = exc.__cause__
+    reason = f"not valid JSON ({cause})" if isinstance(cause, ValueError) else "cannot be read"
+    return f"{prefix}*: {reason}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 import warnings
 
 import click
@@ -29,6 +30,7 @@ from revstream.cli.sink import sink
 from revstream.cli.stack import stack
 from revstream.cli.topics import topics
 from revstream.cli.worker import worker
+from streams.secrets import scrub
 
 __all__ = ["cli", "main"]
 
@@ -81,8 +83,13 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except USER_ERRORS as exc:
-        click.echo(f"revstream: error: {exc}", err=True)
+        # A library's message may quote what it could not parse (libpq quotes a bad conninfo).
+        click.echo(f"revstream: error: {scrub(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception:
+        # A defect keeps its traceback for the report, without the secrets it may quote.
+        sys.stderr.write(scrub(traceback.format_exc()))
+        sys.exit(1)

@@ -11,6 +11,7 @@ from connectors.errors import ConnectorError
 from processors.errors import ProcessingError
 from schemas.errors import SchemaError
 from streams.errors import PlatformError
+from streams.secrets import install
 from streams.settings import Settings, load_settings
 
 __all__ = ["USER_ERRORS", "settings_for_cli", "echo_json"]
@@ -20,14 +21,17 @@ USER_ERRORS: tuple[type[Exception], ...] = (PlatformError, ConnectorError, Schem
 
 
 def settings_for_cli(resolve_endpoints: bool = True) -> Settings:
-    """Load settings; with the embedded profile, fill endpoints from the running stack.
+    """Load settings (and mask their secrets in this process' output); fill embedded endpoints.
 
     Raises:
         SettingsError: when a variable is invalid.
         StackError: when the embedded stack is needed but not running.
     """
     settings = load_settings()
-    return settings.with_embedded_endpoints() if resolve_endpoints else settings
+    install(settings)  # from here on no log record or error line of this process shows a secret
+    settings = settings.with_embedded_endpoints() if resolve_endpoints else settings
+    install(settings)  # the embedded stack's database URL holds a password too
+    return settings
 
 
 def echo_json(payload: Any) -> None:

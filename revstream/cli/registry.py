@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from streams.secrets import install
 from streams.settings import load_settings
 
 __all__ = ["registry"]
@@ -27,6 +28,8 @@ def serve(host: str, port: int) -> None:
     from streams.registry.server import serve as serve_registry
 
     settings = load_settings()
+    install(settings)
     if settings.database.url is None and settings.embedded:
         settings = settings.with_embedded_endpoints()
+        install(settings)
     serve_registry(settings, host, port)

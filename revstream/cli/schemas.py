@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import click
+import httpx2
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from revstream.cli.common import echo_json, settings_for_cli
@@ -21,6 +25,7 @@ from streams.governance import (
     latest_registered,
     register_subject,
 )
+from streams.secrets import redact_url
 from streams.topics import catalog_for
 from streams.wire import SubjectStrategy
 
@@ -41,6 +46,31 @@ strategy_option = click.option(
     show_default=True,
     help="Subject naming: TopicNameStrategy (<topic>-value) or RecordNameStrategy (<namespace.Name>).",
 )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _reaching_registry(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    # confluent-kafka's client lets its HTTP library's errors through: a registry that is down is
+    # a ConnectError with a traceback. Say it in one line.
+    @functools.wraps(command)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return command(*args, **kwargs)
+        except httpx2.HTTPError as exc:
+            try:
+                url = exc.request.url
+                where = f" at {redact_url(str(url.copy_with(path='/', query=None)))}"
+            except RuntimeError:  # an error raised before any request was built
+                where = ""
+            raise GovernanceError(
+                f"the schema registry{where} did not answer ({type(exc).__name__}: {exc}); check "
+                "REVSTREAM_REGISTRY_URL, or start the embedded stack with `revstream stack up`"
+            ) from exc
+
+    return run
 
 
 def _context(directory: Path, strategy: str) -> tuple[SchemaRegistryClient, list[SubjectBinding]]:
@@ -77,6 +107,7 @@ def lint(directory: Path, previous: Path | None) -> None:
 @directory_option
 @strategy_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@_reaching_registry
 def check(directory: Path, strategy: str, as_json: bool) -> None:
     """Check each local schema against its subject's registered versions; exit 1 on any break."""
     client, bindings = _context(directory, strategy)
@@ -124,6 +155,7 @@ def _versions(result: object) -> str:
 @schemas.command()
 @directory_option
 @strategy_option
+@_reaching_registry
 def register(directory: Path, strategy: str) -> None:
     """Register every local schema (idempotent); print subject, version and id."""
     client, bindings = _context(directory, strategy)
@@ -137,6 +169,7 @@ def register(directory: Path, strategy: str) -> None:
 @click.argument("subject")
 @directory_option
 @strategy_option
+@_reaching_registry
 def diff(subject: str, directory: Path, strategy: str) -> None:
     """Show the registered latest version of SUBJECT against the local schema, field by field."""
     client, bindings = _context(directory, strategy)
