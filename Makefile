@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration bench clean prometheus-tools
+.PHONY: demo test lint typecheck unit integration fuzz bench clean prometheus-tools
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "revstream needs Python 3.11 or newer")'
@@ -43,8 +43,13 @@ prometheus-tools:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    prometheus; } >/dev/null 2>&1 || echo "could not install prometheus: the monitoring tests will skip"; }
 
+# Hypothesis fuzzing of every decoder (>= 100,000 inputs, a few minutes); `make test` runs a smoke
+# version of the same tests. The counts go to .fuzz-report.json and the end of the output.
+fuzz: $(STAMP)
+	FUZZ_SCALE=1 FUZZ_REPORT=.fuzz-report.json $(BIN)/pytest tests/fuzz -q -p no:cacheprovider
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .revstream .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .revstream .mypy_cache .pytest_cache .ruff_cache .fuzz-report.json

@@ -390,6 +390,8 @@ class WorkerSettings(_Frozen):
         if isinstance(value, str):
             try:
                 return timedelta(seconds=float(value))
+            except OverflowError:
+                raise ValueError("is more seconds than a duration can hold (999,999,999 days)") from None
             except ValueError:
                 return value
         return value

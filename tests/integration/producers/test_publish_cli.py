@@ -18,9 +18,7 @@ from tests.integration.producers.helpers import read_back, usage
 from tests.unit.schemas.strategies import sample
 
 
-def revstream(
-    settings: Settings, catalog: TopicCatalog, *args: str, cwd: Path, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def publish_env(settings: Settings, catalog: TopicCatalog) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVSTREAM_")}
     env.update(
         REVSTREAM_PROFILE="external",
@@ -28,11 +26,17 @@ def revstream(
         REVSTREAM_REGISTRY_URL=settings.registry.require_url(),
         REVSTREAM_TOPICS_NAMESPACE=catalog.namespace,
     )
+    return env
+
+
+def revstream(
+    settings: Settings, catalog: TopicCatalog, *args: str, cwd: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "revstream", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=publish_env(settings, catalog),
         cwd=cwd,
         input=stdin,
         timeout=300,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from schemas.models import InvoicePosted
 from streams.settings import Settings
 from streams.topics import TopicCatalog
 from tests.integration.producers.helpers import read_back, usage
-from tests.integration.producers.test_publish_cli import revstream
+from tests.integration.producers.test_publish_cli import publish_env, revstream
 from tests.unit.schemas.strategies import sample
 
 
@@ -103,18 +102,11 @@ def test_csv_with_a_bom_a_huge_cell_and_bad_bytes(
 def test_binary_stdin_is_rejected_per_line(
     stack_settings: Settings, catalog: TopicCatalog, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REVSTREAM_")}
-    env.update(
-        REVSTREAM_PROFILE="external",
-        REVSTREAM_KAFKA_BOOTSTRAP_SERVERS=stack_settings.kafka.require_bootstrap(),
-        REVSTREAM_REGISTRY_URL=stack_settings.registry.require_url(),
-        REVSTREAM_TOPICS_NAMESPACE=catalog.namespace,
-    )
     result = subprocess.run(
         [sys.executable, "-m", "revstream", "publish", "usage_recorded", "-", "--format", "jsonl"],
         input=b"\x00\x01\x02\xff\n" + line("stdin-ok") + b"\n",
         capture_output=True,
-        env=env,
+        env=publish_env(stack_settings, catalog),
         cwd=tmp_path,
         timeout=300,
         check=False,
