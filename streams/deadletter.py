@@ -151,7 +151,13 @@ def _millis(moment: datetime | None) -> bytes:
 
 
 def _from_millis(raw: bytes | None) -> datetime | None:
-    return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw else None
+    if not raw:
+        return None
+    try:
+        return datetime.fromtimestamp(int(raw) / 1000, UTC)
+    except (OverflowError, OSError) as exc:
+        # A forged or corrupt header (found by make fuzz): refused like any other bad header.
+        raise ValueError(f"failure time {raw[:40]!r} is not a time in milliseconds: {exc}") from None
 
 
 def dead_letter_headers(source: SourceRecord, failure: Failure, class_name: str = "revstream") -> Headers:
