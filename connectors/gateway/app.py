@@ -25,10 +25,10 @@ from confluent_kafka import KafkaException
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from connectors.errors import DeliveryFailedError, EventValidationError, FieldProblem, RecordTooLargeError
+from connectors.errors import DeliveryFailedError, EventValidationError, RecordTooLargeError
 from connectors.gateway.auth import Grant, TokenBook, bearer_token
+from connectors.gateway.errors import RETRY_AFTER_S, Problem, install_error_handlers, internal_error
 from connectors.gateway.idempotency import IdempotencyCache, fingerprint
 from connectors.gateway.metrics import GatewayMetrics
 from connectors.gateway.openapi import (
@@ -55,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL_S: Final = 0.5
 PROBE_TIMEOUT_S: Final = 1.0
-RETRY_AFTER_S: Final = "1"
 # The catch-all route answers only names no event route takes (the OpenAPI says so, too).
 _OTHER_TYPE_PARAMETER: Final = {
     "name": "event_type",
@@ -63,31 +62,6 @@ _OTHER_TYPE_PARAMETER: Final = {
     "required": True,
     "schema": {"type": "string", "not": {"enum": [*EVENT_TYPES, *(f"{name}:batch" for name in EVENT_TYPES)]}},
 }
-
-
-class _Problem(Exception):
-    """An answer other than 202, raised from anywhere in a handler."""
-
-    def __init__(self, status: int, error: str, detail: str, problems: tuple[FieldProblem, ...] = ()) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.error = error
-        self.detail = detail
-        self.problems = problems
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.error, "detail": self.detail}
-        if self.problems:
-            body["problems"] = [{"field": p.field, "reason": p.reason} for p in self.problems]
-        return body
-
-    def response(self) -> JSONResponse:
-        headers = {}
-        if self.status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="revstream"'
-        if self.status == 503:
-            headers["Retry-After"] = RETRY_AFTER_S
-        return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
 @dataclass
@@ -148,10 +122,10 @@ class _Gateway:
     def authorize(self, request: Request, event_type: str) -> Grant:
         grant = self.tokens.grant_for(bearer_token(request.headers.get("authorization")))
         if grant is None:
-            raise _Problem(401, "unauthorized", "send Authorization: Bearer <token> with a configured token")
+            raise Problem(401, "unauthorized", "send Authorization: Bearer <token> with a configured token")
         if not grant.allows(event_type):
             self.metrics.events.labels(event_type, "forbidden").inc()
-            raise _Problem(
+            raise Problem(
                 403, "forbidden", f"the token of source {grant.source!r} may not send {event_type} events"
             )
         return grant
@@ -160,30 +134,30 @@ class _Gateway:
         limit = self.settings.gateway.max_request_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise _Problem(413, "too_large", f"the body is {declared} bytes; the limit is {limit} bytes")
+            raise Problem(413, "too_large", f"the body is {declared} bytes; the limit is {limit} bytes")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise _Problem(413, "too_large", f"the body is over the limit of {limit} bytes")
+                raise Problem(413, "too_large", f"the body is over the limit of {limit} bytes")
             chunks.append(chunk)
         try:
             return load_json(b"".join(chunks), "body")
         except EventValidationError as exc:
             reason = exc.problems[0].reason if exc.problems else str(exc)
-            raise _Problem(400, "malformed_json", f"the body is {reason}") from exc
+            raise Problem(400, "malformed_json", f"the body is {reason}") from exc
 
     def validate(self, event_type: str, data: Any, grant: Grant) -> EventEnvelope:
         try:
             return parse_event(event_type, data, source=grant.source)
         except EventValidationError as exc:
             self.metrics.events.labels(event_type, "invalid").inc()
-            raise _Problem(422, "validation_failed", str(exc), exc.problems) from exc
+            raise Problem(422, "validation_failed", str(exc), exc.problems) from exc
 
     def require_broker(self) -> None:
         assert self.publisher is not None
         if self.publisher.broker_error is not None:
-            raise _Problem(
+            raise Problem(
                 503, "broker_unavailable", f"the broker is unreachable ({self.publisher.broker_error}); retry"
             )
 
@@ -191,7 +165,7 @@ class _Gateway:
         """Publish one valid event once; return its 202 body or raise the problem."""
         try:
             outcome = await self._publish(event)
-        except _Problem as problem:
+        except Problem as problem:
             if problem.status in (409, 503):
                 label = "conflict" if problem.status == 409 else "unavailable"
                 self.metrics.events.labels(event.event_type, label).inc()
@@ -203,7 +177,7 @@ class _Gateway:
         assert self.publisher is not None
         claim = self.cache.claim(event.event_id, fingerprint(event))
         if claim.outcome == "conflict":
-            raise _Problem(
+            raise Problem(
                 409, "conflict", f"event_id {event.event_id!r} was already accepted with other content"
             )
         if claim.outcome == "repeat":
@@ -213,19 +187,19 @@ class _Gateway:
         try:
             self.require_broker()
             if self.publisher.in_flight >= self.publisher.max_in_flight:
-                raise _Problem(503, "busy", "too many records wait for the broker; retry")
+                raise Problem(503, "busy", "too many records wait for the broker; retry")
             try:
                 future = self.publisher.publish(event)
             except SerdeError as exc:
-                raise _Problem(
+                raise Problem(
                     503, "registry_unavailable", f"the schema registry failed: {exc}; retry"
                 ) from exc
             except RecordTooLargeError as exc:
                 self.metrics.events.labels(event.event_type, "too_large").inc()
-                raise _Problem(413, "record_too_large", str(exc)) from exc
+                raise Problem(413, "record_too_large", str(exc)) from exc
             except EventValidationError as exc:
                 self.metrics.events.labels(event.event_type, "invalid").inc()
-                raise _Problem(422, "validation_failed", str(exc), exc.problems) from exc
+                raise Problem(422, "validation_failed", str(exc), exc.problems) from exc
             self.cache.publishing(event.event_id, future)
             delivery = await self._await_delivery(event, future)
         except BaseException:
@@ -247,7 +221,7 @@ class _Gateway:
         try:
             delivery: Delivery = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
         except (DeliveryFailedError, TimeoutError) as exc:
-            raise _Problem(
+            raise Problem(
                 503, "not_delivered", f"the broker did not acknowledge the event ({exc}); retry"
             ) from exc
         return delivery
@@ -263,29 +237,29 @@ class _Gateway:
         grant = self.authorize(request, event_type)
         items = await self.read_json(request)
         if not isinstance(items, list) or not items:
-            raise _Problem(400, "not_a_batch", "a batch is a non-empty JSON array of events")
+            raise Problem(400, "not_a_batch", "a batch is a non-empty JSON array of events")
         strays = [index for index, item in enumerate(items) if not isinstance(item, dict)]
         if strays:
             # Not an event at all, so the array is not a batch: refuse it whole, send nothing.
-            raise _Problem(
+            raise Problem(
                 400, "not_a_batch", f"a batch holds JSON objects only; item {strays[0]} is not an object"
             )
         limit = self.settings.gateway.max_batch_items
         if len(items) > limit:
-            raise _Problem(413, "too_many_items", f"the batch has {len(items)} items; the limit is {limit}")
+            raise Problem(413, "too_many_items", f"the batch has {len(items)} items; the limit is {limit}")
         results: list[dict[str, Any]] = [{} for _ in items]
         valid: list[tuple[int, EventEnvelope]] = []
         for index, item in enumerate(items):
             try:
                 valid.append((index, self.validate(event_type, item, grant)))
-            except _Problem as problem:
+            except Problem as problem:
                 event_id = item.get("event_id") if isinstance(item, dict) else None
                 results[index] = {"index": index, "event_id": event_id, "status": 422, **problem.body()}
         if valid:
             self.require_broker()  # nothing sent yet: the whole batch can be retried
         outcomes = await asyncio.gather(*(self.publish(event) for _, event in valid), return_exceptions=True)
         for (index, event), outcome in zip(valid, outcomes, strict=True):
-            if isinstance(outcome, _Problem):
+            if isinstance(outcome, Problem):
                 results[index] = {
                     "index": index,
                     "event_id": event.event_id,
@@ -300,7 +274,7 @@ class _Gateway:
                     "index": index,
                     "event_id": event.event_id,
                     "status": 500,
-                    **_internal_error(outcome).body(),
+                    **internal_error(outcome).body(),
                 }
             elif isinstance(outcome, BaseException):
                 raise outcome
@@ -328,12 +302,6 @@ class _Gateway:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _internal_error(exc: BaseException) -> _Problem:
-    return _Problem(
-        500, "internal_error", f"the gateway failed ({type(exc).__name__}); nothing was acknowledged"
-    )
-
-
 def create_app(
     settings: Settings, *, catalog: TopicCatalog | None = None, metrics: GatewayMetrics | None = None
 ) -> FastAPI:
@@ -357,22 +325,7 @@ def create_app(
     )
     app.state.gateway = gateway
 
-    @app.exception_handler(_Problem)
-    async def problem_handler(request: Request, problem: _Problem) -> JSONResponse:
-        return problem.response()
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Routing's own answers (404 no such path, 405 wrong method) in the gateway's error shape.
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
-            {"error": code, "detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
-
-    @app.exception_handler(Exception)
-    async def defect(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return _internal_error(exc).response()
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -400,7 +353,7 @@ def create_app(
     )
     async def unknown_type(request: Request) -> JSONResponse:
         event_type = request.path_params["event_type"]
-        raise _Problem(
+        raise Problem(
             404, "unknown_event_type", f"no event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}"
         )
 
