@@ -69,3 +69,5 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     report = result.stdout[-6000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     assert "Server error" not in result.stdout, report
+    generated = [line.strip() for line in result.stdout.splitlines() if "generated" in line]
+    print("schemathesis:", *generated)  # the run's size, shown with pytest -s
