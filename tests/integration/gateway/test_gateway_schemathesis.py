@@ -65,7 +65,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         "--no-color",
     ]
     env = {**os.environ, "SCHEMATHESIS_TELEMETRY": "false"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env, check=False)
+    # In the test's own directory: schemathesis keeps a cache of its findings in the working directory.
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path, check=False
+    )
     report = result.stdout[-6000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     assert "Server error" not in result.stdout, report
