@@ -100,13 +100,15 @@ class RecordTooLargeError(EventValidationError):
 class DeliveryFailedError(ProducerError):
     """Raised when the broker did not acknowledge one or more published records.
 
-    ``failures`` holds one line per failed record (topic, key, broker error).
+    ``failures`` holds one line per failed record (topic, key, broker error); ``too_large`` is set
+    when the broker refused the record for its size (a retry would be refused again).
     """
 
-    def __init__(self, message: str, failures: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, failures: tuple[str, ...] = (), *, too_large: bool = False) -> None:
         """Describe the records that were not delivered."""
         super().__init__(message)
         self.failures = failures
+        self.too_large = too_large
 
 
 class PublisherClosedError(ProducerError):

@@ -221,6 +221,11 @@ class _Gateway:
         try:
             delivery: Delivery = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
         except (DeliveryFailedError, TimeoutError) as exc:
+            if isinstance(exc, DeliveryFailedError) and exc.too_large:
+                self.metrics.events.labels(event.event_type, "too_large").inc()
+                raise Problem(
+                    413, "record_too_large", f"the broker refused the record as too large ({exc})"
+                ) from exc
             raise Problem(
                 503, "not_delivered", f"the broker did not acknowledge the event ({exc}); retry"
             ) from exc

@@ -40,6 +40,7 @@ BROKER_DOWN_CODES: Final = frozenset(
     {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE, KafkaError._MSG_TIMED_OUT}
 )
 """What librdkafka reports when no broker can be reached (as opposed to one record being refused)."""
+_TOO_LARGE_CODES: Final = frozenset({KafkaError.MSG_SIZE_TOO_LARGE})
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ class DeliveryTracker:
         failure = DeliveryFailedError(
             f"record for key {key!r} was not delivered to {topic}: {error.str()}",
             (f"{topic} key={key!r}: {error.str()}",),
+            # The broker's own limit (message.max.bytes / max.message.bytes) may be below the producer's.
+            too_large=error.code() in _TOO_LARGE_CODES,
         )
         self.failed += 1
         if self.fail_fast and len(self.failures) < MAX_FAILURES_KEPT:
