@@ -22,6 +22,7 @@ from connectors.errors import EventValidationError, FieldProblem
 from schemas.loader import EVENT_MODELS
 from schemas.models import AvroRecord, Customer, EventEnvelope, LegalEntity, MasterRecord, Product
 from schemas.names import EVENT_TYPES, MASTER_DATA_KINDS
+from streams.limits import deeper_than
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -131,7 +132,7 @@ def load_json(text: str | bytes, what: str = "record") -> Any:
         # The only other ValueError json raises: an integer literal over sys.int_info's limit.
         reason = "holds an integer literal over 4,300 digits"
     else:
-        if _depth_over(data, MAX_JSON_DEPTH):
+        if deeper_than(data, MAX_JSON_DEPTH):
             reason = f"nested deeper than {MAX_JSON_DEPTH} levels"
         else:
             return data
@@ -150,19 +151,6 @@ def _json_number(text: str) -> int | float:
     if number.is_finite() and number.adjusted() < 40 and number == number.to_integral_value():
         return int(number)
     return float(text)
-
-
-def _depth_over(data: Any, limit: int) -> bool:
-    # Iterative: a recursive walk would fail on exactly the input it is meant to refuse.
-    stack = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict | list):
-            if depth > limit:
-                return True
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
 
 
 def _text_problems(data: Any) -> tuple[FieldProblem, ...]:

@@ -22,6 +22,7 @@ import avro.schema
 import fastavro
 import fastavro.schema
 
+from streams.limits import deeper_than
 from streams.registry.errors import InvalidSchemaError
 
 __all__ = ["SCHEMA_TYPES", "ParsedSchema", "canonical_json", "parse_schema"]
@@ -29,6 +30,10 @@ __all__ = ["SCHEMA_TYPES", "ParsedSchema", "canonical_json", "parse_schema"]
 logger = logging.getLogger(__name__)
 
 SCHEMA_TYPES = ("AVRO",)
+MAX_SCHEMA_DEPTH = 64
+"""JSON nesting a schema may have; real schemas stay under 10, and Avro's parser and the
+compatibility checker recurse per level (a few hundred levels exhaust Python's stack)."""
+_MAX_MESSAGE_CHARS = 500
 
 # Keys in the order Avro's own writers use (type first, but name first in a field); anything
 # else follows alphabetically.
@@ -107,6 +112,14 @@ def _parse_text(text: str) -> ParsedSchema:
     # Registered schemas are parsed again for every compatibility check; the cache keeps that
     # cheap. ParsedSchema is immutable, so sharing one object between requests is safe.
     try:
+        too_deep = deeper_than(json.loads(text), MAX_SCHEMA_DEPTH)
+    except RecursionError:
+        too_deep = True
+    except ValueError:
+        too_deep = False  # not JSON: Apache Avro's parser says why below
+    if too_deep:
+        raise InvalidSchemaError(f"Invalid schema: it is nested deeper than {MAX_SCHEMA_DEPTH} levels")
+    try:
         parsed = avro.schema.parse(text)
         canonical = canonical_json(parsed.to_json())
     except RecursionError:
@@ -124,4 +137,6 @@ def _parse_text(text: str) -> ParsedSchema:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    # Avro's messages quote the offending part of the schema, which can be the whole of it.
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + "..."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from streams.registry.routes import MAX_BODY_BYTES
 from tests.integration.registry.conftest import record
@@ -15,12 +16,22 @@ def nested_schema(depth: int) -> str:
     return '{"type": "record", "name": "Deep", "fields": [{"name": "f", "type": ' + inner + "}]}"
 
 
-def test_a_schema_nested_2000_deep_is_invalid_not_a_crash(http: httpx.Client, subject: str) -> None:
-    status, code, message = error(
-        http.post(f"/subjects/{subject}/versions", json={"schema": nested_schema(2000)})
-    )
-    assert (status, code) == (422, 42201)
-    assert "nested too deeply" in message
+@pytest.mark.parametrize("depth", [70, 300, 2000])
+def test_a_deeply_nested_schema_is_invalid_not_a_crash(http: httpx.Client, subject: str, depth: int) -> None:
+    # 300 levels used to parse, and then crash the compatibility check of the next version.
+    deep = {"schema": nested_schema(depth)}
+    status, code, message = error(http.post(f"/subjects/{subject}/versions", json=deep))
+    assert (status, code, message) == (422, 42201, "Invalid schema: it is nested deeper than 64 levels")
+    checked = error(http.post(f"/compatibility/subjects/{subject}/versions/latest", json=deep))
+    assert checked[:2] in ((422, 42201), (404, 40401))
+
+
+def test_a_schema_under_the_depth_limit_is_registered(http: httpx.Client, subject: str) -> None:
+    shallow = {"schema": nested_schema(40)}
+    assert http.post(f"/subjects/{subject}/versions", json=shallow).status_code == 200
+
+
+def test_a_body_nested_5000_deep_is_a_bad_request(http: httpx.Client, subject: str) -> None:
     deep_body = b'{"schema": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     status, code, _ = error(http.post(f"/subjects/{subject}/versions", content=deep_body))
     assert (status, code) == (400, 400)
