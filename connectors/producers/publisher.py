@@ -69,6 +69,7 @@ _LIBRDKAFKA_MAX_MESSAGE_BYTES: Final = 1_000_000  # librdkafka's default message
 # librdkafka counts a record's framing too (its MessageSet overhead); keep that much below the limit
 # so that a record passing this check is never refused by produce() itself.
 _RECORD_OVERHEAD_BYTES: Final = 512
+_HEADERS_ALLOWANCE_BYTES: Final = 16_384
 _MASTER_KINDS: Final = {"Customer": "customer", "Product": "product", "LegalEntity": "legal_entity"}
 
 
@@ -133,6 +134,7 @@ class Publisher:
         configured = {**settings.kafka.producer_config(), **overrides}.get("message.max.bytes")
         self.max_record_bytes = int(configured or _LIBRDKAFKA_MAX_MESSAGE_BYTES) - _RECORD_OVERHEAD_BYTES
         """The largest record (value, key and headers) this publisher hands to librdkafka."""
+        self._size_checked_from = self.max_record_bytes - _HEADERS_ALLOWANCE_BYTES
         self._event_encoders: dict[type[AvroRecord], _Encoder] = {}
         self._master_encoders: dict[type[AvroRecord], _Encoder] = {}
         self._unpolled = 0
@@ -241,14 +243,18 @@ class Publisher:
                 f"{type(record).__name__} does not fit its schema: {exc}",
                 (FieldProblem("(record)", str(exc)),),
             ) from exc
-        size = len(value) + len(raw_key) + sum(len(name) + len(data or b"") for name, data in headers)
-        if size > self.max_record_bytes:
-            raise RecordTooLargeError(
-                f"the encoded record is {size:,} bytes; the producer's limit is "
-                f"{self.max_record_bytes:,} bytes (message.max.bytes less framing)",
-                size,
-                self.max_record_bytes,
-            )
+        size = len(value) + len(raw_key)
+        if size > self._size_checked_from:
+            # Rare: only a record near the limit pays for counting its headers. One with huge headers
+            # below this point is refused by produce() itself, which raises the same error below.
+            size += sum(len(name) + len(data or b"") for name, data in headers)
+            if size > self.max_record_bytes:
+                raise RecordTooLargeError(
+                    f"the encoded record is {size:,} bytes; the producer's limit is "
+                    f"{self.max_record_bytes:,} bytes (message.max.bytes less framing)",
+                    size,
+                    self.max_record_bytes,
+                )
         if tracker.in_flight >= self.max_in_flight:
             self._wait_for_room()
         # Without a future or a per-record callback the encoder's prebuilt report serves every record.
