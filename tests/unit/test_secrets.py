@@ -24,6 +24,8 @@ SECRET = "S3cr3t-Wh1sky-7731"
             "postgresql://db/erp?user=ledger&password=***",
         ),
         ("postgresql://db/erp", "postgresql://db/erp"),
+        (f"postgresql://ledger:{SECRET}@x@db/erp", "postgresql://ledger:***@db/erp"),
+        (f"postgresql://ledger:{SECRET}%zz@db/erp", "postgresql://ledger:***@db/erp"),
     ],
 )
 def test_both_conninfo_forms_are_redacted(conninfo: str, shown: str) -> None:
