@@ -193,6 +193,7 @@ def test_no_process_prints_a_secret(
     dead_key_value = f"host=127.0.0.1 port=1 user=ledger password={SECRET} dbname=erp connect_timeout=2"
     runs.run("ledger migrate (bad % escape)", ["ledger", "migrate"], 1, REVSTREAM_DATABASE_URL=bad_escape)
     runs.run("ledger report (unreachable)", ["ledger", "report"], 1, REVSTREAM_DATABASE_URL=dead_key_value)
+    runs.run("ledger report (bad % escape)", ["ledger", "report"], 1, REVSTREAM_DATABASE_URL=bad_escape)
     runs.run(
         "registry serve (bad % escape)",
         ["registry", "serve", "--port", str(free_port())],
