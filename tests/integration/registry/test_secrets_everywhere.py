@@ -147,6 +147,8 @@ def test_no_process_prints_a_secret(
         REVSTREAM_REGISTRY_USERNAME=None,
         REVSTREAM_REGISTRY_PASSWORD=None,
     )
+    runs.run("dlq list", ["dlq", "list"], 0)
+    runs.run("dlq audit (key=value)", ["dlq", "audit"], 0, REVSTREAM_DATABASE_URL=key_value)
     events = tmp_path / "usage.jsonl"
     events.write_text(usage("secret-run-1").model_dump_json() + "\n")
     runs.run("publish", ["publish", "usage_recorded", str(events)], 0)
@@ -194,6 +196,7 @@ def test_no_process_prints_a_secret(
     runs.run("ledger migrate (bad % escape)", ["ledger", "migrate"], 1, REVSTREAM_DATABASE_URL=bad_escape)
     runs.run("ledger report (unreachable)", ["ledger", "report"], 1, REVSTREAM_DATABASE_URL=dead_key_value)
     runs.run("ledger report (bad % escape)", ["ledger", "report"], 1, REVSTREAM_DATABASE_URL=bad_escape)
+    runs.run("dlq audit (bad % escape)", ["dlq", "audit"], 1, REVSTREAM_DATABASE_URL=bad_escape)
     runs.run(
         "registry serve (bad % escape)",
         ["registry", "serve", "--port", str(free_port())],
