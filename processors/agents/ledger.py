@@ -20,10 +20,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
 from processors.rules.commands import (
+    CommandBuilder,
     invoice_posted_commands,
     invoice_schedules,
     payment_failed_commands,
@@ -31,12 +33,14 @@ from processors.rules.commands import (
     service_activated_commands,
 )
 from processors.rules.contracts import (
-    contract_amended_commands,
+    Respread,
+    add_respreads,
     contract_renewed_commands,
     order_accepted_commands,
-    schedule_adjusted_commands,
+    respread_commands,
+    respread_of,
 )
-from processors.rules.recognition import TrackedSchedule
+from processors.rules.recognition import AccountsOf, TrackedSchedule, default_accounts
 from processors.rules.reconcile import (
     ReconKey,
     ReconState,
@@ -65,12 +69,14 @@ from schemas.models import (
 )
 
 __all__ = [
+    "DEPENDENCY_REASONS",
     "LEDGER",
     "RECON",
     "InvoiceState",
     "StateAccess",
     "SubscriptionState",
     "Transition",
+    "dependency_reason",
     "missing_dependencies",
     "recognise",
     "reconcile",
@@ -82,6 +88,17 @@ logger = logging.getLogger(__name__)
 
 RECON = "reconcile"
 LEDGER = "ledger"
+
+INVOICE: Final = "invoice"
+ORDER_LINE: Final = "order-line"
+INVOICED_SERVICES: Final = "invoiced-services"
+MASTER_DATA_MISSING: Final = "MASTER_DATA_MISSING"
+DEPENDENCY_REASONS: Final[Mapping[str, str]] = {
+    INVOICE: "INVOICE_NOT_FOUND",
+    ORDER_LINE: "ORDER_LINE_NOT_FOUND",
+    INVOICED_SERVICES: "INVOICED_SERVICES_NOT_FOUND",
+}
+"""Dead-letter reason per kind of missing earlier event (anything else is master data)."""
 
 StateAccess = Callable[[str, bytes], bytes | None]
 """``(table, key) → stored bytes`` for the partition being processed."""
@@ -100,16 +117,29 @@ class InvoiceState(BaseModel):
 
 
 class SubscriptionState(BaseModel):
-    """The ids of a subscription's revenue schedules and its invoiced services lines (by line id).
+    """What later events of a subscription need from earlier ones.
 
-    Each schedule is stored under its own key, so an invoice adds its schedules without reading
-    and rewriting every earlier one; only a re-spread reads them all.
+    The ids of its revenue schedules (each stored under its own key, so an invoice adds its
+    schedules without reading and rewriting every earlier one; only a re-spread reads them all),
+    its order lines' products (a services milestone names its order line), its invoiced services
+    lines keyed by invoice *and* line (two invoices may reuse line ids), and every re-spread it
+    received (applied again to schedules whose invoice arrives later).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Ignored, not refused: a store written before a field was retired still loads.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     schedule_ids: tuple[str, ...] = ()
-    services: Mapping[str, int] = {}
+    order_lines: Mapping[str, str] = {}
+    """order line id → product id."""
+    invoiced_services: Mapping[str, tuple[str | None, int]] = {}
+    """``<invoice id>/<line id>`` → (product id, amount) of each services line invoiced."""
+    respreads: tuple[Respread, ...] = ()
+
+    def services_invoiced_for(self, product_id: str) -> int | None:
+        """Return what was invoiced on services lines of ``product_id`` (``None``: nothing yet)."""
+        amounts = [amount for product, amount in self.invoiced_services.values() if product == product_id]
+        return sum(amounts) if amounts else None
 
 
 @dataclass
@@ -201,49 +231,94 @@ def reconcile(
             out.touched.append((key, departs(updated_state, tolerance)))
 
 
+def dependency_reason(missing: str) -> str:
+    """Return the dead-letter reason of an earlier event that never arrived (``invoice:I1`` → ...)."""
+    return DEPENDENCY_REASONS.get(missing.split(":", 1)[0], MASTER_DATA_MISSING)
+
+
 def missing_dependencies(event: EventEnvelope, read: StateAccess) -> list[str]:
     """Return what earlier events this one needs and the state lacks (``invoice:<id>``, ...).
 
-    A payment is applied against its invoice; a services milestone without an amount takes the
-    amount of its invoiced services line.
+    A payment is applied against its invoice. A services milestone that names its order line
+    needs the order (its line's product decides the accounts) and, without an amount of its own,
+    the services invoiced for that product (DOMAIN.md).
     """
     if isinstance(event, PaymentReceived) and _load_invoice(read, event.invoice_id) is None:
-        return [f"invoice:{event.invoice_id}"]
+        return [f"{INVOICE}:{event.invoice_id}"]
     if (
         isinstance(event, ServiceActivated)
         and event.line_kind is ActivationKind.SERVICES_MILESTONE
-        and event.milestone_amount_minor is None
-        and (event.line_id or "") not in _load_subscription(read, event.subscription_id).services
+        and event.line_id is not None
     ):
-        return [f"invoice-line:{event.subscription_id}/{event.line_id}"]
+        subscription = _load_subscription(read, event.subscription_id)
+        product_id = subscription.order_lines.get(event.line_id)
+        if product_id is None:
+            return [f"{ORDER_LINE}:{event.subscription_id}/{event.line_id}"]
+        if event.milestone_amount_minor is None and subscription.services_invoiced_for(product_id) is None:
+            return [f"{INVOICED_SERVICES}:{event.subscription_id}/{product_id}"]
     return []
 
 
-def recognise(event: EventEnvelope, read: StateAccess, out: Transition) -> None:
+def recognise(
+    event: EventEnvelope, read: StateAccess, out: Transition, accounts_of: AccountsOf = default_accounts
+) -> None:
     """Build the event's ERP commands and the ledger state they leave behind.
+
+    ``accounts_of`` gives a line's GL accounts from its product (the price book).
 
     Raises:
         ProcessingError: from the rules (unbalanced entry, empty period, missing amount, ...).
     """
     if isinstance(event, InvoicePosted):
-        _invoice(event, read, out)
+        _invoice(event, read, out, accounts_of)
     elif isinstance(event, PaymentReceived):
         _payment(event, read, out)
     elif isinstance(event, ServiceActivated):
-        services = _load_subscription(read, event.subscription_id).services
-        out.commands.extend(service_activated_commands(event, services.get(event.line_id or "")))
+        _milestone(event, read, out, accounts_of)
     elif isinstance(event, PaymentFailed):
         out.commands.extend(payment_failed_commands(event))
     elif isinstance(event, OrderAccepted):
         out.commands.extend(order_accepted_commands(event))
+        _remember_order_lines(event, read, out)
     elif isinstance(event, ContractRenewed):
         out.commands.extend(contract_renewed_commands(event))
+        _remember_order_lines(event, read, out)
     elif isinstance(event, ContractAmended | RevenueScheduleAdjusted):
         _respread(event, read, out)
 
 
-def _invoice(event: InvoicePosted, read: StateAccess, out: Transition) -> None:
-    out.commands.extend(invoice_posted_commands(event))
+def _store_subscription(subscription_id: str, state: SubscriptionState, out: Transition) -> None:
+    out.updates.append((LEDGER, _subscription_key(subscription_id), state.model_dump_json().encode()))
+
+
+def _store_schedule(tracked: TrackedSchedule, out: Transition) -> None:
+    out.updates.append(
+        (LEDGER, _schedule_key(tracked.schedule.schedule_id), tracked.model_dump_json().encode())
+    )
+
+
+def _remember_order_lines(event: OrderAccepted | ContractRenewed, read: StateAccess, out: Transition) -> None:
+    subscription = _load_subscription(read, event.subscription_id)
+    lines = {**subscription.order_lines, **{line.line_id: line.product_id for line in event.lines}}
+    if lines != subscription.order_lines:
+        _store_subscription(
+            event.subscription_id, subscription.model_copy(update={"order_lines": lines}), out
+        )
+
+
+def _milestone(event: ServiceActivated, read: StateAccess, out: Transition, accounts_of: AccountsOf) -> None:
+    subscription = _load_subscription(read, event.subscription_id)
+    product_id = subscription.order_lines.get(event.line_id) if event.line_id is not None else None
+    if product_id is None:
+        out.commands.extend(service_activated_commands(event))
+        return
+    invoiced = subscription.services_invoiced_for(product_id)
+    accounts = accounts_of(product_id, LineKind.SERVICES)
+    out.commands.extend(service_activated_commands(event, invoiced, accounts))
+
+
+def _invoice(event: InvoicePosted, read: StateAccess, out: Transition, accounts_of: AccountsOf) -> None:
+    commands = invoice_posted_commands(event, accounts_of)
     previous = _load_invoice(read, event.invoice_id)
     invoice = InvoiceState(
         invoice_id=event.invoice_id,
@@ -254,18 +329,33 @@ def _invoice(event: InvoicePosted, read: StateAccess, out: Transition) -> None:
     out.updates.append((LEDGER, _invoice_key(event.invoice_id), invoice.model_dump_json().encode()))
     subscription = _load_subscription(read, event.subscription_id)
     schedule_ids = list(subscription.schedule_ids)
-    for tracked in invoice_schedules(event):
-        schedule_id = tracked.schedule.schedule_id
+    new: list[TrackedSchedule] = []
+    for tracked in invoice_schedules(event, accounts_of):
         # Keep a version already re-spread by an amendment: the invoice is the same one posted again.
-        if schedule_id not in schedule_ids:
-            schedule_ids.append(schedule_id)
-            out.updates.append((LEDGER, _schedule_key(schedule_id), tracked.model_dump_json().encode()))
-    services = dict(subscription.services)
+        if tracked.schedule.schedule_id not in schedule_ids:
+            schedule_ids.append(tracked.schedule.schedule_id)
+            new.append(tracked)
+    # Re-spreads that arrived before this invoice apply to it now; its own commands stay the same
+    # bytes whatever arrived before, the re-spread follows them as further commands of the invoice.
+    builder = CommandBuilder(event)
+    builder.commands = commands
+    respread = {
+        item.schedule.schedule_id: item
+        for item in add_respreads(
+            builder, new, subscription.respreads, "re-spread received before the invoice"
+        )
+    }
+    for tracked in new:
+        _store_schedule(respread.get(tracked.schedule.schedule_id, tracked), out)
+    out.commands.extend(builder.commands)
+    services = dict(subscription.invoiced_services)
     for line in event.lines:
         if line.kind is LineKind.SERVICES:
-            services[line.line_id] = line.amount_minor
-    updated = SubscriptionState(schedule_ids=tuple(schedule_ids), services=services)
-    out.updates.append((LEDGER, _subscription_key(event.subscription_id), updated.model_dump_json().encode()))
+            services[f"{event.invoice_id}/{line.line_id}"] = (line.product_id, line.amount_minor)
+    updated = subscription.model_copy(
+        update={"schedule_ids": tuple(schedule_ids), "invoiced_services": services}
+    )
+    _store_subscription(event.subscription_id, updated, out)
 
 
 def _payment(event: PaymentReceived, read: StateAccess, out: Transition) -> None:
@@ -291,12 +381,15 @@ def _payment(event: PaymentReceived, read: StateAccess, out: Transition) -> None
 
 def _respread(event: ContractAmended | RevenueScheduleAdjusted, read: StateAccess, out: Transition) -> None:
     subscription = _load_subscription(read, event.subscription_id)
-    in_force = _load_schedules(read, subscription)
-    if isinstance(event, ContractAmended):
-        commands, updated = contract_amended_commands(event, in_force)
-    else:
-        commands, updated = schedule_adjusted_commands(event, in_force)
+    received = respread_of(event)
+    respreads = subscription.respreads
+    if all(item.event_id != received.event_id for item in respreads):
+        # Kept even when no schedule is in force yet: an invoice that arrives later gets it then.
+        respreads = (*respreads, received)
+        _store_subscription(
+            event.subscription_id, subscription.model_copy(update={"respreads": respreads}), out
+        )
+    commands, updated = respread_commands(event, _load_schedules(read, subscription), respreads)
     out.commands.extend(commands)
     for tracked in updated:
-        key = _schedule_key(tracked.schedule.schedule_id)
-        out.updates.append((LEDGER, key, tracked.model_dump_json().encode()))
+        _store_schedule(tracked, out)

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from processors.agents.decode import Decoded, DecodeFailure, EventDecoder
 from processors.agents.dedupe import DEDUPE, DedupeEntry, Verdict, judge
-from processors.agents.ledger import Transition, missing_dependencies, recognise, reconcile
+from processors.agents.ledger import Transition, dependency_reason, missing_dependencies, recognise, reconcile
 from processors.agents.master import REFERENCE_KINDS, MasterData
 from processors.agents.recon import report_batch, track_parked_usage
 from processors.agents.retry import Parked, next_attempt, park_headers
@@ -46,6 +46,7 @@ from processors.outputs import OutputProducer
 from processors.rules import policy
 from processors.rules.dedupe import fingerprint
 from processors.rules.enrich import missing_master_data
+from processors.rules.recognition import product_accounts
 from processors.rules.reconcile import ReconKey, SourcePosition
 from schemas.models import AvroRecord, EventEnvelope
 from streams.deadletter import RECORD_TOO_LARGE, Failure, SourceRecord, dead_letter_record, oversized
@@ -60,7 +61,6 @@ logger = logging.getLogger(__name__)
 
 DUPLICATE_ID_CONFLICT: Final = "DUPLICATE_ID_CONFLICT"
 MASTER_DATA_MISSING: Final = "MASTER_DATA_MISSING"
-INVOICE_NOT_FOUND: Final = "INVOICE_NOT_FOUND"
 PROCESSING_ERROR: Final = "PROCESSING_ERROR"
 REFERENCE_FIRST_RETRY: Final = timedelta(milliseconds=200)
 UNREADABLE_MASTER_DATA: Final = "UNREADABLE_MASTER_DATA"
@@ -132,6 +132,7 @@ class Pipeline:
         self.master = master
         self.outputs = outputs
         self._dlq = {stage: catalog.deadletter_topic(stage) for stage in ("decode", "dedupe", "enrich")}
+        self._accounts_of = product_accounts(master.view.product)
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -243,7 +244,7 @@ class Pipeline:
                 position, retried = _position(source), parked is not None
                 tolerance = self.worker.reconciliation_tolerance
                 self._stage("reconcile", lambda: reconcile(event, read, position, retried, tolerance, out))
-                self._stage("recognise", lambda: recognise(event, read, out))
+                self._stage("recognise", lambda: recognise(event, read, out, self._accounts_of))
         except _StageFailedError as failed:
             self._forget(event, source, ctx)
             self._dead_letter(ctx, source, failed.stage, failed.reason, failed.cause, parked)
@@ -298,8 +299,9 @@ class Pipeline:
         ctx: BatchContext,
     ) -> None:
         now_ms = int(time.time() * 1000)
-        master_missing = any(not item.startswith("invoice") for item in missing)
-        reason = MASTER_DATA_MISSING if master_missing else INVOICE_NOT_FOUND
+        reasons = [dependency_reason(item) for item in missing]
+        master_missing = MASTER_DATA_MISSING in reasons
+        reason = MASTER_DATA_MISSING if master_missing else reasons[0]
         upcoming = next_attempt(
             parked,
             missing=missing,

@@ -23,11 +23,13 @@ from processors.rules.recognition import (
     ACCOUNTS_RECEIVABLE,
     CASH,
     CUSTOMER_CREDITS,
-    DEFERRED_SERVICES_REVENUE,
-    SERVICES_REVENUE,
+    DEFAULT_ACCOUNTS,
+    AccountsOf,
+    LineAccounts,
     TrackedSchedule,
     credit,
     debit,
+    default_accounts,
     invoice_entry_lines,
     journal_entry,
     line_schedule,
@@ -117,14 +119,23 @@ class CommandBuilder:
             self.add(entry)
 
 
-def invoice_schedules(event: InvoicePosted) -> list[TrackedSchedule]:
+def invoice_schedules(
+    event: InvoicePosted, accounts_of: AccountsOf = default_accounts
+) -> list[TrackedSchedule]:
     """Return the revenue schedule of each subscription line of the invoice, in line order.
+
+    Each schedule posts to its line's product's accounts (``accounts_of``), fixed at invoicing.
 
     Raises:
         InvalidPeriodError: when a subscription line's service period is empty or reversed.
     """
     return [
-        line_schedule(event, line, schedule_id(event.subscription_id, event.invoice_id, line.line_id))
+        line_schedule(
+            event,
+            line,
+            schedule_id(event.subscription_id, event.invoice_id, line.line_id),
+            accounts_of(line.product_id, line.kind),
+        )
         for line in event.lines
         if line.kind is LineKind.SUBSCRIPTION
     ]
@@ -138,16 +149,20 @@ def _recognise(out: CommandBuilder, tracked: TrackedSchedule, what: str) -> None
             entry.recognition_date,
             schedule.currency,
             f"{what} {entry.month}: invoice {schedule.invoice_id} line {schedule.line_id}",
-            recognition_lines(entry.amount_minor, memo=schedule.line_id),
+            recognition_lines(entry.amount_minor, memo=schedule.line_id, accounts=tracked.accounts),
         )
 
 
-def invoice_posted_commands(event: InvoicePosted) -> list[ErpCommand]:
+def invoice_posted_commands(
+    event: InvoicePosted, accounts_of: AccountsOf = default_accounts
+) -> list[ErpCommand]:
     """Invoice, its journal entry, then per subscription line its schedule and monthly entries.
 
-    The entry is DR 1200 (total) / CR 2400 subscription, 2410 services, 4100 usage, 2200 tax lines.
-    Each month of a subscription line is DR 2400 / CR 4000, dated the month's last day (months
-    whose share rounds to zero get no entry; the schedule still lists them).
+    The entry is DR 1200 (total) / CR each line's product account: the deferral of subscription
+    and services lines (chart default 2400, 2410), the revenue account of usage lines (4100), 2200
+    for tax. Each month of a subscription line is DR deferred / CR revenue of its product (2400 /
+    4000 by default), dated the month's last day (months whose share rounds to zero get no entry;
+    the schedule still lists them).
 
     Raises:
         UnbalancedEntryError: when the lines do not sum to the total (policy catches it first).
@@ -166,19 +181,25 @@ def invoice_posted_commands(event: InvoicePosted) -> list[ErpCommand]:
             lines=event.lines,
         )
     )
-    out.add_entry(event.issued_on, event.currency, f"invoice {event.invoice_id}", invoice_entry_lines(event))
-    for tracked in invoice_schedules(event):
+    out.add_entry(
+        event.issued_on,
+        event.currency,
+        f"invoice {event.invoice_id}",
+        invoice_entry_lines(event, accounts_of),
+    )
+    for tracked in invoice_schedules(event, accounts_of):
         _recognise(out, tracked, "subscription revenue")
     return out.commands
 
 
 def service_activated_commands(
-    event: ServiceActivated, services_amount_minor: int | None = None
+    event: ServiceActivated, services_amount_minor: int | None = None, accounts: LineAccounts | None = None
 ) -> list[ErpCommand]:
-    """Recognise a delivered services milestone: DR 2410 / CR 4010, dated the activation day (UTC).
+    """Recognise a delivered services milestone: DR deferred / CR revenue, dated the activation day (UTC).
 
-    The amount is the event's ``milestone_amount_minor``, else ``services_amount_minor`` (the
-    matching invoice services line, which the caller knows). A subscription activation posts nothing.
+    The amount is the event's ``milestone_amount_minor``, else ``services_amount_minor`` (what was
+    invoiced for its order line's product, which the caller knows). ``accounts`` are that product's
+    (default 2410 / 4010). A subscription activation posts nothing.
 
     Raises:
         MissingAmountError: when a milestone carries no amount and none is given.
@@ -195,11 +216,12 @@ def service_activated_commands(
         )
     out = CommandBuilder(event)
     memo = event.line_id
+    deferred, revenue = accounts or DEFAULT_ACCOUNTS[LineKind.SERVICES]
     out.add_entry(
         event.activated_at.astimezone(UTC).date(),
         event.currency,
         f"services milestone: order {event.order_id} line {event.line_id}",
-        [debit(DEFERRED_SERVICES_REVENUE, amount, memo), credit(SERVICES_REVENUE, amount, memo)],
+        [debit(deferred, amount, memo), credit(revenue, amount, memo)],
     )
     return out.commands
 

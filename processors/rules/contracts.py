@@ -10,8 +10,10 @@ adjusting entry (DR 2400 / CR 4000, or the reverse) per month whose amount chang
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
+
+from pydantic import BaseModel, ConfigDict
 
 from processors.errors import InvalidPeriodError
 from processors.rules.commands import CommandBuilder
@@ -29,10 +31,14 @@ from schemas.models import (
 )
 
 __all__ = [
-    "contract_amended_commands",
+    "Respread",
+    "add_respreads",
     "contract_renewed_commands",
+    "fold_respreads",
     "order_accepted_commands",
-    "schedule_adjusted_commands",
+    "respread_commands",
+    "respread_of",
+    "respread_reason",
 ]
 
 logger = logging.getLogger(__name__)
@@ -95,52 +101,122 @@ def contract_renewed_commands(event: ContractRenewed) -> list[ErpCommand]:
     )
 
 
-def _respread_commands(
-    event: EventEnvelope, schedules: Sequence[TrackedSchedule], effective_date: date, why: str
-) -> tuple[list[ErpCommand], list[TrackedSchedule]]:
-    out = CommandBuilder(event)
+class Respread(BaseModel):
+    """A prospective re-spread a subscription has received (an amendment or a schedule adjustment).
+
+    Kept in the subscription's state, so that it also applies to a schedule whose invoice arrives
+    after it (DOMAIN.md: arrival order across topics is not guaranteed) and so that re-spreads are
+    folded in event-time order whatever order they arrived in.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str
+    occurred_ms: int
+    effective_date: date
+    line_ids: tuple[str, ...] | None = None
+    """Amended line ids (``None``: every schedule of the subscription)."""
+    product_ids: tuple[str, ...] | None = None
+
+    def applies_to(self, tracked: TrackedSchedule) -> bool:
+        """Whether it changes ``tracked``: the schedule was invoiced at or before it and it names it."""
+        if tracked.invoiced_at_ms > self.occurred_ms:
+            return False
+        if self.line_ids is None:
+            return True
+        return tracked.schedule.line_id in self.line_ids or tracked.product_id in (self.product_ids or ())
+
+
+def respread_of(event: ContractAmended | RevenueScheduleAdjusted) -> Respread:
+    """Return the re-spread an amendment (its lines) or an adjustment (every schedule) asks for."""
+    occurred_ms = epoch_millis(event.occurred_at)
+    if isinstance(event, ContractAmended):
+        return Respread(
+            event_id=event.event_id,
+            occurred_ms=occurred_ms,
+            effective_date=event.effective_date,
+            line_ids=tuple(line.line_id for line in event.lines),
+            product_ids=tuple(line.product_id for line in event.lines),
+        )
+    return Respread(event_id=event.event_id, occurred_ms=occurred_ms, effective_date=event.effective_date)
+
+
+def fold_respreads(tracked: TrackedSchedule, respreads: Iterable[Respread]) -> TrackedSchedule:
+    """Return ``tracked`` with every re-spread that applies to it folded into its invoiced plan.
+
+    The re-spreads are applied to the plan the invoice gave, in event-time order (then by event
+    id), so the result does not depend on the order they arrived in.
+
+    Raises:
+        RuleInputError: from :func:`processors.rules.recognition.respread`.
+    """
+    base = tracked.base_entries if tracked.base_entries is not None else tracked.schedule.entries
+    applicable = sorted(
+        (item for item in respreads if item.applies_to(tracked)), key=lambda r: (r.occurred_ms, r.event_id)
+    )
+    if tuple(item.event_id for item in applicable) == tracked.applied:
+        return tracked
+    current = tracked.model_copy(
+        update={"schedule": tracked.schedule.model_copy(update={"entries": base}), "base_entries": base}
+    )
+    for item in applicable:
+        current = respread(current, item.effective_date) or current
+    return current.model_copy(update={"applied": tuple(item.event_id for item in applicable)})
+
+
+def add_respreads(
+    out: CommandBuilder, schedules: Sequence[TrackedSchedule], respreads: Sequence[Respread], why: str
+) -> list[TrackedSchedule]:
+    """Fold ``respreads`` into ``schedules``; add each changed plan and its adjusting entries to ``out``.
+
+    Returns the schedules whose state changed (their plan, or only the re-spreads they record).
+
+    Raises:
+        RuleInputError: from the re-spread rule.
+    """
     updated: list[TrackedSchedule] = []
     for tracked in schedules:
-        new = respread(tracked, effective_date)
-        if new is None:
+        new = fold_respreads(tracked, respreads)
+        if new == tracked:
             continue
         updated.append(new)
+        if new.schedule.entries == tracked.schedule.entries:
+            continue
         out.add(new.schedule)
         for month, recognition_date, difference in schedule_differences(tracked.schedule, new.schedule):
             out.add_entry(
                 recognition_date,
                 new.schedule.currency,
                 f"re-spread {month} ({why}): invoice {new.schedule.invoice_id} line {new.schedule.line_id}",
-                recognition_lines(difference, memo=new.schedule.line_id),
+                recognition_lines(difference, memo=new.schedule.line_id, accounts=new.accounts),
             )
+    return updated
+
+
+def respread_commands(
+    event: ContractAmended | RevenueScheduleAdjusted,
+    schedules: Sequence[TrackedSchedule],
+    respreads: Sequence[Respread],
+) -> tuple[list[ErpCommand], list[TrackedSchedule]]:
+    """Re-spread, from the effective date, the subscription's schedules the event changes.
+
+    ``schedules`` are the subscription's schedules in force and ``respreads`` every re-spread the
+    subscription has received, this event's included. An amendment changes the schedules whose
+    line id or product a changed line names; an adjustment every schedule. A schedule's total
+    stays what was invoiced (the deferred revenue it draws down); only what was not earned before
+    the effective date moves. Returns the commands (per changed schedule: its new version, then
+    one adjusting entry per month whose amount changed) and the schedules whose state changed,
+    which replace the old ones in the caller's state.
+
+    Raises:
+        RuleInputError: from the re-spread rule.
+    """
+    own = [tracked for tracked in schedules if tracked.schedule.subscription_id == event.subscription_id]
+    out = CommandBuilder(event)
+    updated = add_respreads(out, own, respreads, respread_reason(event))
     return out.commands, updated
 
 
-def contract_amended_commands(
-    event: ContractAmended, schedules: Sequence[TrackedSchedule]
-) -> tuple[list[ErpCommand], list[TrackedSchedule]]:
-    """Re-spread, from the effective date, the schedules of the subscription's amended lines.
-
-    ``schedules`` are the subscription's schedules in force. A schedule is amended when a changed
-    line names its line id or its product. Its total stays what was invoiced (the deferred revenue
-    it draws down); only the not-yet-recognised remainder moves. Returns the commands (per changed
-    schedule: its new version, then one adjusting entry per month whose amount changed) and the
-    new versions, which replace the old ones in the caller's state.
-    """
-    line_ids = {line.line_id for line in event.lines}
-    product_ids = {line.product_id for line in event.lines}
-    amended = [
-        tracked
-        for tracked in schedules
-        if tracked.schedule.subscription_id == event.subscription_id
-        and (tracked.schedule.line_id in line_ids or tracked.product_id in product_ids)
-    ]
-    return _respread_commands(event, amended, event.effective_date, "contract amended")
-
-
-def schedule_adjusted_commands(
-    event: RevenueScheduleAdjusted, schedules: Sequence[TrackedSchedule]
-) -> tuple[list[ErpCommand], list[TrackedSchedule]]:
-    """Re-spread every schedule of the subscription from the effective date (see the amendment)."""
-    own = [tracked for tracked in schedules if tracked.schedule.subscription_id == event.subscription_id]
-    return _respread_commands(event, own, event.effective_date, event.reason)
+def respread_reason(event: ContractAmended | RevenueScheduleAdjusted) -> str:
+    """Return what an entry's description says caused a re-spread."""
+    return "contract amended" if isinstance(event, ContractAmended) else event.reason

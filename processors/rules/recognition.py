@@ -9,20 +9,21 @@ entry that does not balance.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from datetime import date
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, timedelta
+from typing import Final, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from processors.errors import RuleInputError, UnbalancedEntryError, UnpostableLineError
-from processors.rules.money import ratable_by_month
+from processors.rules.money import last_day_of_month, month_key, ratable_by_month
 from schemas.models import (
     InvoiceLine,
     InvoicePosted,
     JournalEntry,
     JournalLine,
     LineKind,
+    Product,
     RevenueSchedule,
     ScheduleEntry,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ACCOUNTS_RECEIVABLE",
     "CASH",
     "CUSTOMER_CREDITS",
+    "DEFAULT_ACCOUNTS",
     "DEFERRED_REVENUE",
     "DEFERRED_SERVICES_REVENUE",
     "INVOICE_CREDIT_ACCOUNTS",
@@ -38,13 +40,19 @@ __all__ = [
     "SUBSCRIPTION_REVENUE",
     "TAX_PAYABLE",
     "USAGE_REVENUE",
+    "AccountsOf",
+    "LineAccounts",
     "TrackedSchedule",
     "credit",
     "debit",
+    "default_accounts",
+    "earned_before",
     "ensure_balanced",
+    "invoice_credit_account",
     "invoice_entry_lines",
     "journal_entry",
     "line_schedule",
+    "product_accounts",
     "recognition_lines",
     "respread",
     "schedule_differences",
@@ -73,8 +81,62 @@ INVOICE_CREDIT_ACCOUNTS: Final[Mapping[LineKind, str]] = {
 """The account an invoice line of each kind is credited to (DR 1200 takes the invoice total)."""
 
 
+class LineAccounts(NamedTuple):
+    """The GL accounts a line posts to: where it is deferred and where it is recognised."""
+
+    deferred: str
+    revenue: str
+
+
+DEFAULT_ACCOUNTS: Final[Mapping[LineKind, LineAccounts]] = {
+    # The chart's defaults (DOMAIN.md), for lines that name no product; a product's own accounts win.
+    LineKind.SUBSCRIPTION: LineAccounts(DEFERRED_REVENUE, SUBSCRIPTION_REVENUE),
+    LineKind.SERVICES: LineAccounts(DEFERRED_SERVICES_REVENUE, SERVICES_REVENUE),
+    LineKind.USAGE: LineAccounts(USAGE_REVENUE, USAGE_REVENUE),
+    LineKind.TAX: LineAccounts(TAX_PAYABLE, TAX_PAYABLE),
+}
+
+AccountsOf = Callable[[str | None, LineKind], LineAccounts]
+"""``(product id, line kind) → the accounts`` (the product's from the price book, else the defaults)."""
+
+
+def default_accounts(product_id: str | None, kind: LineKind) -> LineAccounts:
+    """Return the chart's default accounts of a line ``kind`` (an :data:`AccountsOf`).
+
+    Raises:
+        UnpostableLineError: when the kind has no posting rule (``UNKNOWN``).
+    """
+    accounts = DEFAULT_ACCOUNTS.get(kind)
+    if accounts is None:
+        raise UnpostableLineError(
+            f"a line of product {product_id} has kind {kind.value}, which has no posting rule; re-post it"
+            " with kind SUBSCRIPTION, USAGE, SERVICES or TAX"
+        )
+    return accounts
+
+
+def product_accounts(product: Callable[[str], Product | None]) -> AccountsOf:
+    """Return the :data:`AccountsOf` that reads a line's accounts from its product in the price book.
+
+    A line without a product (tax) or whose product is unknown takes the chart's defaults.
+    """
+
+    def accounts_of(product_id: str | None, kind: LineKind) -> LineAccounts:
+        found = product(product_id) if product_id is not None else None
+        if found is None:
+            return default_accounts(product_id, kind)
+        return LineAccounts(found.deferred_account, found.revenue_account)
+
+    return accounts_of
+
+
 class TrackedSchedule(BaseModel):
-    """A revenue schedule in force and the service period it spreads (kept for later re-spreads)."""
+    """A revenue schedule in force and the service period it spreads (kept for later re-spreads).
+
+    ``base_entries`` is the plan the invoice gave (``None``: the schedule's entries, never
+    re-spread) and ``applied`` the ids of the re-spreads folded into it, so that re-spreads that
+    arrive in another order than they happened are folded again in event-time order.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -83,6 +145,17 @@ class TrackedSchedule(BaseModel):
     period_start: date
     period_end: date
     """Exclusive."""
+    deferred_account: str = DEFERRED_REVENUE
+    revenue_account: str = SUBSCRIPTION_REVENUE
+    invoiced_at_ms: int = 0
+    """Event time of the invoice: a re-spread applies to schedules invoiced at or before it."""
+    base_entries: tuple[ScheduleEntry, ...] | None = None
+    applied: tuple[str, ...] = ()
+
+    @property
+    def accounts(self) -> LineAccounts:
+        """The accounts its recognition posts to (fixed when it was invoiced)."""
+        return LineAccounts(self.deferred_account, self.revenue_account)
 
 
 def debit(account: str, amount_minor: int, memo: str | None = None) -> JournalLine:
@@ -130,21 +203,39 @@ def journal_entry(
     return entry if kept else None
 
 
-def invoice_entry_lines(invoice: InvoicePosted) -> list[JournalLine]:
+def invoice_credit_account(line: InvoiceLine, accounts_of: AccountsOf) -> str:
+    """Return the account an invoice line is credited to: its deferral, or revenue for usage, 2200 tax.
+
+    Raises:
+        UnpostableLineError: when the line's kind has no posting rule (``UNKNOWN``).
+    """
+    if line.kind is LineKind.TAX:
+        return TAX_PAYABLE
+    if line.kind not in INVOICE_CREDIT_ACCOUNTS:
+        default_accounts(line.product_id, line.kind)
+    accounts = accounts_of(line.product_id, line.kind)
+    # Usage is billed in arrears, so already earned: straight to the product's revenue account.
+    return accounts.revenue if line.kind is LineKind.USAGE else accounts.deferred
+
+
+def invoice_entry_lines(
+    invoice: InvoicePosted, accounts_of: AccountsOf = default_accounts
+) -> list[JournalLine]:
     """Return DR 1200 for the total and one credit per account for the lines (DOMAIN.md order).
+
+    Each line is credited to its product's account (``accounts_of``); the chart's defaults come
+    first in the entry, in DOMAIN.md's order, then any other account in order of appearance.
 
     Raises:
         UnpostableLineError: when a line's kind has no account (``UNKNOWN``).
     """
     per_account: dict[str, int] = {account: 0 for account in INVOICE_CREDIT_ACCOUNTS.values()}
     for line in invoice.lines:
-        account = INVOICE_CREDIT_ACCOUNTS.get(line.kind)
-        if account is None:
-            raise UnpostableLineError(
-                f"invoice {invoice.invoice_id} line {line.line_id} has kind {line.kind.value}, which has"
-                " no posting rule; re-post it with kind SUBSCRIPTION, USAGE, SERVICES or TAX"
-            )
-        per_account[account] += line.amount_minor
+        try:
+            account = invoice_credit_account(line, accounts_of)
+        except UnpostableLineError as exc:
+            raise UnpostableLineError(f"invoice {invoice.invoice_id} line {line.line_id}: {exc}") from exc
+        per_account[account] = per_account.get(account, 0) + line.amount_minor
     return [
         debit(ACCOUNTS_RECEIVABLE, invoice.total_minor, memo=f"invoice {invoice.invoice_id}"),
         *(credit(account, amount) for account, amount in per_account.items()),
@@ -160,8 +251,12 @@ def _ratable_entries(amount_minor: int, start: date, end_exclusive: date) -> tup
     )
 
 
-def line_schedule(invoice: InvoicePosted, line: InvoiceLine, schedule_id: str) -> TrackedSchedule:
+def line_schedule(
+    invoice: InvoicePosted, line: InvoiceLine, schedule_id: str, accounts: LineAccounts | None = None
+) -> TrackedSchedule:
     """Return the daily-ratable schedule of a subscription line over its service period.
+
+    ``accounts`` are the line's product's (default: the chart's 2400 / 4000).
 
     Raises:
         InvalidPeriodError: when the line's period is empty or reversed.
@@ -181,42 +276,75 @@ def line_schedule(invoice: InvoicePosted, line: InvoiceLine, schedule_id: str) -
         product_id=line.product_id,
         period_start=line.period_start,
         period_end=line.period_end,
+        deferred_account=(accounts or DEFAULT_ACCOUNTS[LineKind.SUBSCRIPTION]).deferred,
+        revenue_account=(accounts or DEFAULT_ACCOUNTS[LineKind.SUBSCRIPTION]).revenue,
+        invoiced_at_ms=int(invoice.occurred_at.timestamp() * 1000),
     )
 
 
-def recognition_lines(amount_minor: int, memo: str | None = None) -> list[JournalLine]:
-    """Return DR 2400 Deferred Revenue / CR 4000 Subscription Revenue for ``amount_minor``."""
-    return [debit(DEFERRED_REVENUE, amount_minor, memo), credit(SUBSCRIPTION_REVENUE, amount_minor, memo)]
+def recognition_lines(
+    amount_minor: int, memo: str | None = None, accounts: LineAccounts | None = None
+) -> list[JournalLine]:
+    """Return DR deferred / CR revenue for ``amount_minor`` (default 2400 Deferred / 4000 Subscription)."""
+    deferred, revenue = accounts or DEFAULT_ACCOUNTS[LineKind.SUBSCRIPTION]
+    return [debit(deferred, amount_minor, memo), credit(revenue, amount_minor, memo)]
+
+
+def earned_before(tracked: TrackedSchedule, effective_date: date) -> tuple[list[ScheduleEntry], int]:
+    """Return what the plan in force has earned before ``effective_date`` (DOMAIN.md, exact).
+
+    That is the plan's months that end before the effective date's month, kept as they are, plus
+    the effective month's old amount x (days of the period in that month before the date) / (days
+    of the period in that month), rounded down. The date is clamped to the period start.
+    """
+    start = max(effective_date, tracked.period_start)
+    schedule = tracked.schedule
+    month = month_key(start)
+    kept = [entry for entry in schedule.entries if entry.month < month]
+    current = next((entry for entry in schedule.entries if entry.month == month), None)
+    if current is None:
+        return kept, 0
+    month_start = max(start.replace(day=1), tracked.period_start)
+    month_stop = min(last_day_of_month(start) + timedelta(days=1), tracked.period_end)
+    days_in_month = (month_stop - month_start).days
+    days_before = (start - month_start).days
+    # Floor division on a possibly negative amount would round away from zero: round the magnitude.
+    magnitude = abs(current.amount_minor) * days_before // days_in_month
+    return kept, magnitude if current.amount_minor >= 0 else -magnitude
 
 
 def respread(
     tracked: TrackedSchedule, effective_date: date, new_total_minor: int | None = None
 ) -> TrackedSchedule | None:
-    """Re-spread the not-yet-recognised remainder of a schedule from ``effective_date``, prospectively.
+    """Re-spread what a schedule has not earned yet from ``effective_date``, prospectively (DOMAIN.md).
 
-    Months whose recognition date is before the effective date (clamped to the period start) are
-    recognised and kept as they are; the remainder (the total, or ``new_total_minor`` when given,
-    minus what is recognised) is spread by the daily rule over [effective date, period end).
-    Returns ``None`` when nothing changes: the effective date is at or past the period end, or the
-    re-spread gives the same months.
+    What was earned before the effective date (:func:`earned_before`: whole months before its
+    month, plus the part of its month before the date, rounded down) stays earned; the remainder
+    (the total, or ``new_total_minor`` when given, minus what was earned) is spread by the daily
+    rule with largest remainder over [effective date, period end), and the effective month gets
+    its earned part plus its share. Returns ``None`` when nothing changes: the effective date is
+    at or past the period end, or the re-spread gives the same months.
 
     Raises:
-        RuleInputError: when ``new_total_minor`` is less than what is already recognised.
+        RuleInputError: when ``new_total_minor`` is less than what is already earned.
     """
     start = max(effective_date, tracked.period_start)
     if start >= tracked.period_end:
         return None
     schedule = tracked.schedule
-    kept = [entry for entry in schedule.entries if entry.recognition_date < start]
-    recognised = sum(entry.amount_minor for entry in kept)
+    kept, earned_in_month = earned_before(tracked, start)
+    recognised = sum(entry.amount_minor for entry in kept) + earned_in_month
     total = schedule.total_minor if new_total_minor is None else new_total_minor
     remainder = total - recognised
     if remainder < 0:
         raise RuleInputError(
             f"schedule {schedule.schedule_id}: new total {total} is below the {recognised} already"
-            f" recognised before {start}; post the reduction as a credit note instead"
+            f" earned before {start}; post the reduction as a credit note instead"
         )
-    entries = (*kept, *_ratable_entries(remainder, start, tracked.period_end))
+    spread = list(_ratable_entries(remainder, start, tracked.period_end))
+    first = spread[0]
+    spread[0] = first.model_copy(update={"amount_minor": first.amount_minor + earned_in_month})
+    entries = (*kept, *spread)
     if entries == schedule.entries and total == schedule.total_minor:
         return None
     updated = schedule.model_copy(update={"entries": entries, "total_minor": total})

@@ -23,12 +23,15 @@ from processors.rules.commands import (
     service_activated_commands,
 )
 from processors.rules.contracts import (
-    contract_amended_commands,
     contract_renewed_commands,
+    fold_respreads,
     order_accepted_commands,
-    schedule_adjusted_commands,
+    respread_commands,
+    respread_of,
 )
 from processors.rules.ids import epoch_millis
+from processors.rules.money import ratable_by_month
+from processors.rules.recognition import TrackedSchedule
 from schemas.loader import schema_for_model
 from schemas.models import (
     CollectionsCase,
@@ -334,49 +337,93 @@ def _year_schedule() -> list:
     return invoice_schedules(f.invoice(lines=(line, other)))
 
 
-def test_an_amendment_respreads_the_amended_line_and_posts_the_monthly_differences() -> None:
-    schedules = _year_schedule()
-    event = (
-        f.amendment(effective_date=date(2023, 7, 16), lines=(f.order_line("IL1"),), product_id=None)
-        if False
-        else (f.amendment(effective_date=date(2023, 7, 16), lines=(f.order_line("IL1", product_id="P9"),)))
+def _lumpy(tracked: TrackedSchedule) -> TrackedSchedule:
+    """The same schedule with a plan that is not even per day: January 14,500, then 2,000 a month."""
+    entries = tuple(
+        entry.model_copy(update={"amount_minor": 14_500 if entry.month == "2023-01" else 2_000})
+        for entry in tracked.schedule.entries
     )
-    commands, updated = contract_amended_commands(event, schedules)
+    return tracked.model_copy(update={"schedule": tracked.schedule.model_copy(update={"entries": entries})})
+
+
+def _amend(event, schedules):
+    return respread_commands(event, schedules, (respread_of(event),))
+
+
+def test_an_amendment_from_mid_month_keeps_what_was_earned_before_and_respreads_the_rest() -> None:
+    schedules = [_lumpy(schedules) for schedules in _year_schedule()]
+    event = f.amendment(effective_date=date(2023, 7, 16), lines=(f.order_line("IL1", product_id="P9"),))
+    commands, updated = _amend(event, schedules)
     _assert_envelopes(commands)
     assert [t.schedule.line_id for t in updated] == ["IL1"]
     new = updated[0].schedule
     assert commands[0].payload == new and new.schedule_id == schedules[0].schedule.schedule_id
-    assert sum(e.amount_minor for e in new.entries) == 36_500
+    months = {e.month: e.amount_minor for e in new.entries}
+    # Earned before 16 July: January to June as planned, and July's 2,000 x 15/31 days, rounded down.
+    assert [months[f"2023-{m:02d}"] for m in range(1, 7)] == [14_500, *[2_000] * 5]
+    earned_in_july = 2_000 * 15 // 31
+    rest = ratable_by_month(36_500 - 24_500 - earned_in_july, date(2023, 7, 16), date(2024, 1, 1))
+    assert months["2023-07"] == earned_in_july + rest[0].amount_minor
+    assert [months[f"2023-{m:02d}"] for m in range(8, 13)] == [share.amount_minor for share in rest[1:]]
+    assert sum(months.values()) == 36_500
     old = {e.month: e.amount_minor for e in schedules[0].schedule.entries}
     differences = {e.posting_date.strftime("%Y-%m"): e for e in _entries(commands)}
-    assert sorted(differences) == ["2023-07", "2023-08", "2023-09", "2023-10", "2023-11", "2023-12"]
+    assert sorted(differences) == [m for m in months if months[m] != old[m]]
     for entry in differences.values():
         _assert_balanced(entry)
         month = entry.posting_date.strftime("%Y-%m")
-        delta = {e.month: e.amount_minor for e in new.entries}[month] - old[month]
+        delta = months[month] - old[month]
         deferred, revenue = entry.lines
         assert deferred.account == "2400" and deferred.debit_minor - deferred.credit_minor == delta
         assert revenue.account == "4000" and revenue.credit_minor - revenue.debit_minor == delta
-    # July gives up its first 15 days to the later months: less in July, more afterwards.
-    assert differences["2023-07"].lines[0].credit_minor > 0
     assert sum(e.lines[0].debit_minor - e.lines[0].credit_minor for e in differences.values()) == 0
 
 
-def test_an_amendment_matches_schedules_by_product_too_and_ignores_other_subscriptions() -> None:
+def test_a_mid_month_amendment_of_an_even_plan_moves_nothing_but_is_remembered() -> None:
+    # 100 a day all year: what is earned before 16 July and what is left give the same months again.
     schedules = _year_schedule()
+    event = f.amendment(effective_date=date(2023, 7, 16), lines=(f.order_line("IL1", product_id="P9"),))
+    commands, updated = _amend(event, schedules)
+    assert commands == []
+    assert [t.applied for t in updated] == [(event.event_id,)]
+    assert updated[0].schedule.entries == schedules[0].schedule.entries
+
+
+def test_an_amendment_matches_schedules_by_product_too_and_ignores_other_subscriptions() -> None:
+    schedules = [_lumpy(schedules) for schedules in _year_schedule()]
     by_product = f.amendment(effective_date=date(2023, 7, 16), lines=(f.order_line("OL-7", product_id="P2"),))
-    _, updated = contract_amended_commands(by_product, schedules)
+    _, updated = _amend(by_product, schedules)
     assert [t.schedule.line_id for t in updated] == ["IL2"]
     elsewhere = f.amendment(subscription_id="S2", effective_date=date(2023, 7, 16))
-    assert contract_amended_commands(elsewhere, schedules) == ([], [])
+    assert _amend(elsewhere, schedules) == ([], [])
+
+
+def test_respreads_fold_in_event_time_order_whatever_order_they_arrive_in() -> None:
+    tracked = _lumpy(_year_schedule()[0])
+    early = f.adjustment(effective_date=date(2023, 4, 10), envelope={"event_id": "A1", "occurred_at": f.T0})
+    late = f.adjustment(
+        effective_date=date(2023, 9, 20), envelope={"event_id": "A2", "occurred_at": f.T0 + timedelta(days=1)}
+    )
+    items = (respread_of(early), respread_of(late))
+    assert fold_respreads(tracked, items) == fold_respreads(tracked, items[::-1])
+    # Applied one after the other as they arrive, the later one first, they end in the same plan.
+    _, after_late = respread_commands(late, [tracked], items[1:])
+    _, after_both = respread_commands(early, after_late, items[::-1])
+    assert after_both[0].schedule == fold_respreads(tracked, items).schedule
+    # An invoice issued after a re-spread happened is not changed by it.
+    newer = tracked.model_copy(update={"invoiced_at_ms": respread_of(late).occurred_ms + 1})
+    assert fold_respreads(newer, items).schedule == newer.schedule
 
 
 def test_a_schedule_adjustment_respreads_every_running_schedule_of_the_subscription() -> None:
-    schedules = _year_schedule()
-    commands, updated = schedule_adjusted_commands(f.adjustment(effective_date=date(2023, 7, 16)), schedules)
+    schedules = [_lumpy(schedules) for schedules in _year_schedule()]
+    adjustment = f.adjustment(effective_date=date(2023, 7, 16))
+    commands, updated = _amend(adjustment, schedules)
     assert [t.schedule.line_id for t in updated] == ["IL1", "IL2"]
     assert [c.command_type for c in commands].count(CommandType.REVENUE_SCHEDULE) == 2
     assert len({c.command_id for c in commands}) == len(commands)
-    assert schedule_adjusted_commands(f.adjustment(effective_date=date(2024, 2, 1)), schedules) == ([], [])
-    # Re-running on the updated schedules with the same date changes nothing further.
-    assert schedule_adjusted_commands(f.adjustment(effective_date=date(2023, 7, 16)), updated) == ([], [])
+    past_the_end = f.adjustment(effective_date=date(2024, 2, 1))
+    assert [t.schedule for t in _amend(past_the_end, schedules)[1]] == [t.schedule for t in schedules]
+    assert _amend(past_the_end, schedules)[0] == []
+    # The same adjustment again (a redelivery) changes nothing further.
+    assert _amend(adjustment, updated) == ([], [])

@@ -14,6 +14,7 @@ from processors.rules.recognition import (
     TrackedSchedule,
     credit,
     debit,
+    earned_before,
     ensure_balanced,
     invoice_entry_lines,
     journal_entry,
@@ -123,19 +124,34 @@ def _tracked(amount: int, start: date, end: date) -> TrackedSchedule:
     return line_schedule(f.invoice(lines=(line,)), line, "SCH")
 
 
-def test_respread_keeps_recognised_months_and_spreads_the_rest_from_the_effective_date() -> None:
+def test_respread_keeps_what_was_earned_before_a_mid_month_date_and_spreads_the_rest() -> None:
     tracked = _tracked(36_500, date(2023, 1, 1), date(2024, 1, 1))  # 100 per day
-    new = respread(tracked, date(2023, 7, 16))
+    # The same total again: earned before 16 July (January-June, and 15 of July's 31 days) stays,
+    # the rest at the same daily rate gives the same months: nothing to change.
+    assert respread(tracked, date(2023, 7, 16)) is None
+    new = respread(tracked, date(2023, 7, 16), new_total_minor=40_000)
     assert new is not None
     months = {e.month: e.amount_minor for e in new.schedule.entries}
     assert [months[f"2023-{m:02d}"] for m in range(1, 7)] == [3100, 2800, 3100, 3000, 3100, 3000]
-    # Remainder 36500 - 18100 = 18400 over 16 + 31 + 30 + 31 + 30 + 31 = 169 days.
-    assert sum(months.values()) == 36_500
-    assert [months[f"2023-{m:02d}"] for m in range(7, 13)] == [
-        share.amount_minor for share in ratable_by_month(18_400, date(2023, 7, 16), date(2024, 1, 1))
-    ]
+    # Earned 18,100 + 3,100 x 15/31 = 1,500; the remaining 20,400 over the 169 days from 16 July.
+    rest = ratable_by_month(40_000 - 18_100 - 1_500, date(2023, 7, 16), date(2024, 1, 1))
+    assert months["2023-07"] == 1_500 + rest[0].amount_minor
+    assert [months[f"2023-{m:02d}"] for m in range(8, 13)] == [share.amount_minor for share in rest[1:]]
+    assert sum(months.values()) == 40_000
     assert new.schedule.schedule_id == tracked.schedule.schedule_id
     assert (new.period_start, new.period_end) == (tracked.period_start, tracked.period_end)
+
+
+def test_earned_before_rounds_the_effective_months_part_down() -> None:
+    tracked = _tracked(1_000, date(2023, 3, 10), date(2023, 5, 1))  # March 22 days, April 30
+    kept, earned = earned_before(tracked, date(2023, 3, 20))
+    march = tracked.schedule.entries[0].amount_minor
+    assert kept == [] and earned == march * 10 // 22
+    kept, earned = earned_before(tracked, date(2023, 4, 11))
+    assert (
+        kept == [tracked.schedule.entries[0]]
+        and earned == tracked.schedule.entries[1].amount_minor * 10 // 30
+    )
 
 
 def test_respread_with_a_new_total() -> None:
@@ -143,7 +159,7 @@ def test_respread_with_a_new_total() -> None:
     new = respread(tracked, date(2023, 7, 1), new_total_minor=40_000)
     assert new is not None and new.schedule.total_minor == 40_000
     assert sum(e.amount_minor for e in new.schedule.entries) == 40_000
-    with pytest.raises(RuleInputError, match="below the 18100 already recognised"):
+    with pytest.raises(RuleInputError, match="below the 18100 already earned"):
         respread(tracked, date(2023, 7, 1), new_total_minor=18_000)
 
 
@@ -191,6 +207,9 @@ def test_respread_sums_exactly_keeps_the_past_and_differences_rebuild_the_new_sc
     assert [e for e in entries if e.recognition_date < start] == [
         e for e in old.entries if e.recognition_date < start
     ]
+    _, earned = earned_before(tracked, start)
+    effective_month = next(e for e in entries if e.recognition_date >= start)
+    assert effective_month.amount_minor >= earned >= 0
     rebuilt = {e.month: e.amount_minor for e in old.entries}
     for month, _, difference in schedule_differences(old, new.schedule):
         rebuilt[month] = rebuilt.get(month, 0) + difference

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 
 from processors.agents.ledger import (
@@ -9,13 +10,15 @@ from processors.agents.ledger import (
     RECON,
     InvoiceState,
     Transition,
+    dependency_reason,
     missing_dependencies,
     recognise,
     reconcile,
 )
 from processors.agents.recon import report_batch, track_parked_usage
+from processors.rules.recognition import LineAccounts, default_accounts
 from processors.rules.reconcile import ReconKey, ReconState, SourcePosition, usage_key
-from schemas.models import EventEnvelope, PaymentApplication
+from schemas.models import EventEnvelope, JournalEntry, PaymentApplication
 from tests.unit.processors import factories as f
 
 
@@ -80,17 +83,89 @@ def test_payments_apply_against_what_is_open_and_a_replay_sees_the_same_open_amo
     assert dict(invoice.payments) == {"PAY1": (1_000, 600), "PAY2": (400, 400)}
 
 
-def test_a_payment_needs_its_invoice_and_a_milestone_without_amount_its_services_line():
+def _services_order() -> EventEnvelope:
+    onboarding = f.order_line("OL2", product_id="P-ONB", kind="SERVICES", amount_minor=5_000)
+    return f.order(lines=(f.order_line("OL1"), onboarding), envelope={"event_id": "ORD-1"})
+
+
+def _services_invoice(invoice_id: str, amount: int) -> EventEnvelope:
+    # The invoice's own line ids are not the order's: the milestone reaches it through the product.
+    services = f.invoice_line("IL2", kind="SERVICES", product_id="P-ONB", amount_minor=amount)
+    return f.invoice(lines=(services,), invoice_id=invoice_id, envelope={"event_id": f"E-{invoice_id}"})
+
+
+def _journal_lines(out: Transition) -> list[tuple[str, int, int]]:
+    return [
+        (line.account, line.debit_minor, line.credit_minor)
+        for command in out.commands
+        if isinstance(command.payload, JournalEntry)
+        for line in command.payload.lines
+    ]
+
+
+def test_a_payment_needs_its_invoice():
     store = Store()
     assert missing_dependencies(f.payment(), store.read) == ["invoice:INV1"]
-    milestone = f.activation(milestone_amount_minor=None, line_id="IL2")
-    assert missing_dependencies(milestone, store.read) == ["invoice-line:S1/IL2"]
-    run(
-        store, f.invoice(lines=(f.invoice_line(), f.invoice_line("IL2", kind="SERVICES", amount_minor=5_000)))
-    )
+    run(store, f.invoice())
     assert missing_dependencies(f.payment(), store.read) == []
+
+
+def test_a_milestone_without_amount_takes_what_was_invoiced_for_its_order_lines_product():
+    store = Store()
+    milestone = f.activation(milestone_amount_minor=None, line_id="OL2", envelope={"event_id": "M-1"})
+    assert missing_dependencies(milestone, store.read) == ["order-line:S1/OL2"]
+    assert dependency_reason("order-line:S1/OL2") == "ORDER_LINE_NOT_FOUND"
+    run(store, _services_order())
+    assert missing_dependencies(milestone, store.read) == ["invoiced-services:S1/P-ONB"]
+    assert dependency_reason("invoiced-services:S1/P-ONB") == "INVOICED_SERVICES_NOT_FOUND"
+    # Two invoices of the subscription reuse the line id IL2: both count, neither overwrites the other.
+    run(store, _services_invoice("INV1", 3_000))
+    run(store, _services_invoice("INV2", 2_000))
     assert missing_dependencies(milestone, store.read) == []
-    assert len(run(store, milestone).commands) == 1
+    assert _journal_lines(run(store, milestone)) == [("2410", 5_000, 0), ("4010", 0, 5_000)]
+
+
+def test_postings_use_the_products_gl_accounts():
+    accounts = {"P1": LineAccounts("2450", "4050"), "P-ONB": LineAccounts("2460", "4060")}
+    accounts_of = lambda product_id, kind: accounts.get(product_id) or default_accounts(product_id, kind)  # noqa: E731
+    store = Store()
+    run(store, _services_order())
+    subscription = f.invoice_line(amount_minor=36_600)
+    services = f.invoice_line("IL2", kind="SERVICES", product_id="P-ONB", amount_minor=5_000)
+    invoice = f.invoice(lines=(subscription, services))
+    out = Transition()
+    recognise(invoice, store.read, out, accounts_of)
+    store.apply(out)
+    entries = [c.payload for c in out.commands if isinstance(c.payload, JournalEntry)]
+    invoice_entry = {(line.account, line.debit_minor, line.credit_minor) for line in entries[0].lines}
+    assert invoice_entry == {("1200", 41_600, 0), ("2450", 0, 36_600), ("2460", 0, 5_000)}
+    monthly = {line.account for entry in entries[1:] for line in entry.lines}
+    assert monthly == {"2450", "4050"}
+    milestone = f.activation(milestone_amount_minor=None, line_id="OL2", envelope={"event_id": "M-1"})
+    done = Transition()
+    recognise(milestone, store.read, done, accounts_of)
+    assert _journal_lines(done) == [("2460", 5_000, 0), ("4060", 0, 5_000)]
+
+
+def test_an_amendment_that_arrives_before_its_invoice_is_applied_when_the_invoice_arrives():
+    lumpy = (f.invoice_line(amount_minor=1_000, period_start=date(2024, 1, 1), period_end=date(2024, 4, 1)),)
+    invoice = f.invoice(lines=lumpy)
+    amendment = f.adjustment(effective_date=date(2024, 2, 10), envelope={"event_id": "ADJ-1"})
+
+    def ledger(*events: EventEnvelope) -> dict[tuple[str, str], int]:
+        store, months = Store(), defaultdict[tuple[str, str], int](int)
+        for event in events:
+            for command in run(store, event).commands:
+                if isinstance(command.payload, JournalEntry):
+                    for line in command.payload.lines:
+                        month = command.payload.posting_date.strftime("%Y-%m")
+                        months[month, line.account] += line.credit_minor - line.debit_minor
+        return {key: amount for key, amount in months.items() if amount}
+
+    in_order = ledger(invoice, amendment)
+    ahead = ledger(amendment, invoice)
+    assert ahead == in_order
+    assert sum(amount for (_, account), amount in ahead.items() if account == "4000") == 1_000
 
 
 def test_usage_is_counted_once_per_source_offset_and_mismatches_are_raised_once():
