@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
@@ -23,7 +25,7 @@ import faust
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from processors.agents.batches import EventAgent
+from processors.agents.batches import EventAgent, FailurePolicy
 from processors.agents.decode import EventDecoder
 from processors.agents.dedupe import DEDUPE
 from processors.agents.ledger import LEDGER, RECON
@@ -35,12 +37,13 @@ from processors.errors import WorkerConfigError
 from processors.metrics import ProcessorMetrics
 from processors.outputs import OutputProducer
 from processors.state import PartitionedTable
+from schemas.models import BusinessException, ErpCommand
 from schemas.names import EVENT_TYPES
 from streams.serde import AvroSerde
 from streams.settings import EMBEDDED_FETCH_MAX_WAIT_MS, KafkaSettings, Settings
 from streams.topics import TopicCatalog, catalog_for
 
-__all__ = ["ProcessorApp", "RevstreamApp", "build_app"]
+__all__ = ["ProcessorApp", "RevstreamApp", "build_app", "exit_worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,11 +147,13 @@ def build_app(
     """
     check_faust_version()
     worker = settings.worker
-    if worker.processing_guarantee == "exactly_once" and settings.embedded:
+    if worker.processing_guarantee == "exactly_once":
+        # Refused on every profile: the batch path produces its outputs and changelog records
+        # outside any transaction, so Faust's transactional commits would promise what is not done.
         raise WorkerConfigError(
-            "REVSTREAM_WORKER_PROCESSING_GUARANTEE=exactly_once: the embedded broker refuses the "
-            "transactional producers Faust needs for it (measured); use at_least_once here, exactly_once "
-            "against Apache Kafka"
+            "REVSTREAM_WORKER_PROCESSING_GUARANTEE=exactly_once is not offered: the worker's outputs are not "
+            "written in Kafka transactions; use at_least_once (the ledger applies each deterministic command "
+            "id once, so it is effectively exactly once)"
         )
     catalog = catalog_for(settings)
     group_id = worker.effective_group_id(catalog.namespace)
@@ -222,6 +227,11 @@ def build_app(
         ack=lambda message: app.consumer.ack(message),
         lagging=lambda: cast(BatchConsumer, app.consumer).lagging(input_topics),
         batch_size=worker.batch_size,
+        policy=FailurePolicy(
+            worker.failure_attempts, worker.failure_share_max, worker.failure_share_min_records
+        ),
+        prepare=lambda: _resolve_output_schemas(pipeline, catalog),
+        on_fatal=exit_worker,
     )
     # Registering the topics with the conductor subscribes the consumer to them; their records then
     # take the batch path instead of a stream.
@@ -230,6 +240,23 @@ def build_app(
     built = ProcessorApp(app, settings, catalog, group_id, metrics, outputs, agent, master, serde)
     _wire(built)
     return built
+
+
+def _resolve_output_schemas(pipeline: Pipeline, catalog: TopicCatalog) -> None:
+    pipeline.codec.prepare(catalog.commands_topic, ErpCommand)
+    pipeline.codec.prepare(catalog.exceptions_topic, BusinessException)
+
+
+def exit_worker(reason: str) -> None:
+    """Stop this worker process at once: one line on stderr, exit code 1.
+
+    At once, not through Faust's shutdown: that would flush the failed batch's queued outputs and
+    acknowledge what came before it; nothing after the failure may reach the brokers. Its source
+    offsets are not committed, so a restarted worker processes them again.
+    """
+    sys.stderr.write(f"revstream: error: {reason}\n")
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _wire(built: ProcessorApp) -> None:

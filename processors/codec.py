@@ -37,6 +37,24 @@ class HotCodec:
         self._writers: dict[tuple[str, type[AvroRecord]], tuple[bytes, dict[str, Any], Converter]] = {}
         self._resolution: dict[tuple[int, str], dict[str, Any] | None] = {}
 
+    def prepare(self, topic: str, model: type[AvroRecord]) -> None:
+        """Resolve the schema id ``model`` is written with to ``topic`` now, not on its first record.
+
+        Raises:
+            SchemaRegistrationError, RegistryUnavailableError: when the registry refuses or is down.
+        """
+        self._writer(topic, model)
+
+    def _writer(self, topic: str, model: type[AvroRecord]) -> tuple[bytes, dict[str, Any], Converter]:
+        key = (topic, model)
+        writer = self._writers.get(key)
+        if writer is None:
+            schema = schema_for_model(model)
+            schema_id = self.serde.schema_id(self.serde.subject_for(topic, schema), schema)
+            convert = compile_record(schema.parsed)
+            writer = self._writers[key] = (frame(schema_id, b""), schema.parsed, convert)
+        return writer
+
     def encode(self, topic: str, record: AvroRecord) -> bytes:
         """Return ``record`` framed for ``topic`` (its subject under the serde's strategy).
 
@@ -44,14 +62,7 @@ class HotCodec:
             RecordEncodeError: when the record does not fit its schema.
             SchemaRegistrationError, RegistryUnavailableError: on the first record of a type only.
         """
-        key = (topic, type(record))
-        writer = self._writers.get(key)
-        if writer is None:
-            schema = schema_for_model(type(record))
-            schema_id = self.serde.schema_id(self.serde.subject_for(topic, record), schema)
-            convert = compile_record(schema.parsed)
-            writer = self._writers[key] = (frame(schema_id, b""), schema.parsed, convert)
-        header, parsed, convert = writer
+        header, parsed, convert = self._writer(topic, type(record))
         buffer = io.BytesIO()
         buffer.write(header)
         try:

@@ -10,9 +10,13 @@ a :class:`StateBatch` overlay (read-your-writes within the batch) and written at
 producer, to the partition Faust itself would use (the source record's partition). Keys and values
 are bytes in both places, exactly what Faust's recovery copies from the changelog into the store.
 
-Consistency rules (see ``processors/README.md``): a batch's state is written only after its outputs
-were delivered, and its source offsets are acknowledged only after its changelog records were; the
-local store's persisted offset moves only with delivered changelog records, as in Faust.
+Consistency rules (see ``processors/README.md``): a batch's changelog records are produced only
+after its outputs were delivered, and its local stores are written only after those changelog
+records were delivered too, so the local store can never hold what its changelog lacks (a worker
+killed in between would otherwise keep the update locally for good, while the partition's next
+owner restores without it). Until then the batch stays an in-memory overlay that the next batch
+reads through (:class:`StateBatch` ``beneath``). Source offsets are acknowledged after the local
+write; the local store's persisted offset moves only with delivered changelog records, as in Faust.
 """
 
 from __future__ import annotations
@@ -70,18 +74,32 @@ class PartitionedTable:
 
 
 class StateBatch:
-    """The state updates of one batch: read-through overlay, then one write per table partition."""
+    """The state updates of one batch: read-through overlay, then one write per table partition.
 
-    def __init__(self, tables: Iterable[PartitionedTable]) -> None:
+    Args:
+        tables: the tables the batch may update.
+        beneath: the previous batch, when its changelog records are still in flight and so its
+            updates are not in the local stores yet: reads see them through it.
+    """
+
+    def __init__(self, tables: Iterable[PartitionedTable], beneath: StateBatch | None = None) -> None:
         self._tables = {table.name: table for table in tables}
         self._pending: dict[tuple[str, int], dict[bytes, bytes | None]] = {}
+        self._beneath = beneath
 
     def get(self, table: str, partition: int, key: bytes) -> bytes | None:
-        """Return the value as this batch left it, else as stored."""
-        pending = self._pending.get((table, partition))
-        if pending is not None and key in pending:
-            return pending[key]
+        """Return the value as this batch left it, else as the batch beneath left it, else as stored."""
+        batch: StateBatch | None = self
+        while batch is not None:
+            pending = batch._pending.get((table, partition))
+            if pending is not None and key in pending:
+                return pending[key]
+            batch = batch._beneath
         return self._tables[table].get(partition, key)
+
+    def detach(self) -> None:
+        """Stop reading through the batch beneath (it was written to the local stores)."""
+        self._beneath = None
 
     def put(self, table: str, partition: int, key: bytes, value: bytes | None) -> None:
         """Set (or with ``None`` delete) ``key``; written by :meth:`write`."""
@@ -90,14 +108,17 @@ class StateBatch:
     def __len__(self) -> int:
         return sum(len(items) for items in self._pending.values())
 
-    def write(self, outputs: OutputProducer) -> None:
-        """Write every update to the local stores and queue its changelog record."""
+    def changelog(self, outputs: OutputProducer) -> None:
+        """Queue the changelog record of every update (after the batch's outputs were delivered)."""
         for (name, partition), items in self._pending.items():
-            table = self._tables[name]
-            table.write(partition, items)
-            topic = table.changelog_topic
+            topic = self._tables[name].changelog_topic
             for key, value in items.items():
                 outputs.produce(topic, key, value, partition=partition)
+
+    def write(self) -> None:
+        """Write every update to the local stores (after its changelog records were delivered)."""
+        for (name, partition), items in self._pending.items():
+            self._tables[name].write(partition, items)
 
     def persist(self, delivered: PartitionOffsets) -> None:
         """Move each written partition's persisted offset to its delivered changelog offset."""

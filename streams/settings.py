@@ -380,6 +380,18 @@ class WorkerSettings(_Frozen):
     """How often Faust commits the offsets of finished batches (its ``broker_commit_interval``)."""
     commit_every: int = Field(default=10_000, ge=1)
     """Commit at once after this many finished records (Faust's ``broker_commit_every``)."""
+    failure_attempts: int = Field(default=6, ge=1, le=100)
+    """Attempts at a batch that fails for the infrastructure's fault before the worker stops."""
+    failure_share_max: float = Field(default=0.5, gt=0, le=1)
+    """A batch whose records fail the same way at more than this share stops the worker..."""
+    failure_share_min_records: int = Field(default=50, ge=1)
+    """...when at least this many of them did (a few bad records are dead-lettered)."""
+    buffered_records_per_partition: int = Field(default=10_000, ge=1)
+    """Records held in memory per input partition before it is paused (Kafka Streams' setting)."""
+    parked_in_memory_max: int = Field(default=20_000, ge=1)
+    """Parked records held in memory until due before the retry topic is paused."""
+    cache_entries_max: int = Field(default=100_000, ge=1)
+    """Entries of each in-memory cache (decoded customers, unknown schema ids)."""
 
     @field_validator(
         "dedupe_horizon", "master_retry_backoff", "master_retry_backoff_max", "commit_interval", mode="before"

@@ -3,12 +3,13 @@
 One batch at a time (an ``asyncio.Lock``), in four steps whose order is the delivery guarantee:
 
 1. every record of the batch is run through the stages; outputs are queued, state updates kept in
-   the batch's overlay; then each reconciliation key the batch touched reports its final standing
-   difference once (at most one mismatch revision per key and batch);
+   the batch's overlay (which reads through the previous batch's, not yet in the local stores);
+   then each reconciliation key the batch touched reports its final standing difference once (at
+   most one mismatch revision per key and batch);
 2. wait until every output (commands, exceptions, dead letters, parked records) is acknowledged;
-3. write the state to the local stores and queue its changelog records;
-4. once those changelog records are acknowledged, acknowledge the batch's source records to Faust,
-   which commits them with its next commit.
+3. queue the state's changelog records (the overlay stays in memory);
+4. once those changelog records are acknowledged, write the state to the local stores, then
+   acknowledge the batch's source records to Faust, which commits them with its next commit.
 
 Step 4 does not wait on its own: the next batch's step 2 waits for everything produced so far,
 the previous batch's changelog records included, so a batch costs one round trip to the brokers
@@ -16,8 +17,10 @@ instead of two (at a paced load, where batches are small, that wait was up to a 
 batch). When no batch follows, the timer (or a revocation) waits for them instead.
 
 A crash before 4 means the records are read again: outputs repeat with the same ids, and state is
-either absent (recomputed from the same inputs: the same outputs) or already there (the outputs it
-implies were delivered in step 2). A crash after 4 loses nothing.
+either absent (recomputed from the same inputs: the same outputs) or already in the changelog
+(the outputs it implies were delivered in step 2; Faust's recovery copies it into the store).
+The local store never holds an update its changelog lacks, so a partition restored elsewhere
+ends the same as the store it came from. A crash after 4 loses nothing.
 
 Parked records read back from the retry topic before they are due wait here, unacknowledged (so
 a crash re-reads them), and a timer runs them through the same lane when due; nothing waits in a
@@ -30,27 +33,40 @@ their turn: master data first, then timestamp order per partition number across 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, NoReturn
 
+from processors.agents.failures import (
+    FAILURE_BACKOFF,
+    FAILURE_BACKOFF_MAX,
+    WorkerStoppedError,
+    systemic_failure,
+)
 from processors.agents.ordering import InputBuffer
 from processors.agents.pipeline import BatchContext, Pipeline
-from processors.agents.retry import Parked, read_parked
-from processors.errors import InvalidRetryRecordError
+from processors.agents.retry import Parked, backoff, read_parked
+from processors.errors import InvalidRetryRecordError, OutputDeliveryError
 from processors.metrics import ProcessorMetrics
 from processors.outputs import OutputProducer, PartitionOffsets
 from processors.state import PartitionedTable, StateBatch
-from streams.errors import RegistryUnavailableError
 
-__all__ = ["EventAgent"]
+__all__ = ["EventAgent", "FailurePolicy"]
 
 logger = logging.getLogger(__name__)
 
-_REGISTRY_BACKOFF_S: Final = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """When a failing batch stops the worker (``processors/agents/failures.py``)."""
+
+    attempts: int = 6
+    share_max: float = 0.5
+    min_records: int = 50
 
 
 @dataclass(order=True)
@@ -76,6 +92,22 @@ class _Work:
     fresh: list[Any] = field(default_factory=list)
     due: list[_Waiting] = field(default_factory=list)
     invalid: list[Any] = field(default_factory=list)
+    generation: int = 0
+    """The agent's revocation count when the records were taken (see ``EventAgent._run``)."""
+
+    def without(self, revoked: set[tuple[str, int]]) -> _Work:
+        """The same work minus the records of ``revoked`` partitions."""
+
+        def ours(message: Any) -> bool:
+            return (message.topic, message.partition) not in revoked
+
+        return _Work(
+            master=[m for m in self.master if ours(m)],
+            fresh=[m for m in self.fresh if ours(m)],
+            due=[w for w in self.due if ours(w.message)],
+            invalid=[m for m in self.invalid if ours(m)],
+            generation=self.generation,
+        )
 
     @property
     def messages(self) -> list[Any]:
@@ -99,8 +131,14 @@ class EventAgent:
         ack: Any,
         lagging: Any = None,
         batch_size: int = 5000,
+        policy: FailurePolicy | None = None,
+        prepare: Callable[[], None] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.policy = policy or FailurePolicy()
+        self._prepare = prepare
+        self._on_fatal = on_fatal
         self.tables = list(tables)
         self.outputs = outputs
         self.metrics = metrics
@@ -117,10 +155,33 @@ class EventAgent:
         self._input = InputBuffer()
         self._unacknowledged: _Unacknowledged | None = None
         self.batch_size = batch_size
+        # Revocations so far, and the partitions each took: records taken before one (a later chunk
+        # of a release, due records popped by the timer) must not run once their partition is gone.
+        self._generation = 0
+        self._revocations: list[tuple[int, set[tuple[str, int]]]] = []
 
     async def on_batch(self, batches: Mapping[Any, list[Any]]) -> None:
-        """Process one fetch's records (``{TP: [message]}``) and acknowledge them."""
-        work = _Work()
+        """Process one fetch's records (``{TP: [message]}``) and acknowledge them.
+
+        Raises:
+            WorkerStoppedError: when the worker must stop (after ``on_fatal`` was called).
+        """
+        async with self._fatal_on_escape("processing a fetch"):
+            await self._on_batch(batches)
+
+    @contextlib.asynccontextmanager
+    async def _fatal_on_escape(self, doing: str) -> AsyncIterator[None]:
+        # An exception escaping into Faust's fetch loop or timer would leave a worker that runs but
+        # no longer fetches (or no longer retries): stop it instead, in one line.
+        try:
+            yield
+        except WorkerStoppedError:
+            raise
+        except Exception as exc:
+            self._stop(f"{doing} failed with {type(exc).__name__}: {exc}")
+
+    async def _on_batch(self, batches: Mapping[Any, list[Any]]) -> None:
+        work = _Work(generation=self._generation)
         now_ms = int(time.time() * 1000)
         master_topics = self.pipeline.master.kind_of_topic
         for tp, messages in batches.items():
@@ -153,11 +214,17 @@ class EventAgent:
         # Events held back while master data caught up come out at once: run them in batches of
         # the configured size, so that no single batch holds the whole backlog.
         size = self.batch_size
-        first = _Work(master=work.master, fresh=work.fresh[:size], due=work.due, invalid=work.invalid)
+        first = _Work(
+            master=work.master,
+            fresh=work.fresh[:size],
+            due=work.due,
+            invalid=work.invalid,
+            generation=work.generation,
+        )
         if first:
             await self._run(first)
         for start in range(size, len(work.fresh), size):
-            await self._run(_Work(fresh=work.fresh[start : start + size]))
+            await self._run(_Work(fresh=work.fresh[start : start + size], generation=work.generation))
 
     async def _release(self) -> list[Any]:
         if not len(self._input):
@@ -173,57 +240,120 @@ class EventAgent:
         """Run held-back events once master data caught up, and parked records that are due (a timer).
 
         Also finishes the last batch when no other followed it (its step 4).
+
+        Raises:
+            WorkerStoppedError: when the worker must stop (after ``on_fatal`` was called).
         """
+        async with self._fatal_on_escape("running due records"):
+            await self._run_due()
+
+    async def _run_due(self) -> None:
         if self._unacknowledged is not None and not self._lane.locked():
             async with self._lane:
-                self._acknowledge(await self.outputs.delivered())
+                self._acknowledge(await self._delivered())
         async with self._in_order:
+            generation = self._generation
             released = await self._release()
             if released:
-                await self._run_in_chunks(_Work(fresh=released))
+                await self._run_in_chunks(_Work(fresh=released, generation=generation))
         now_ms = int(time.time() * 1000)
         if not self._waiting or self._waiting[0].not_before_ms > now_ms:
             return
-        work = _Work()
+        work = _Work(generation=self._generation)
         while self._waiting and self._waiting[0].not_before_ms <= now_ms:
             work.due.append(heapq.heappop(self._waiting))
         self.metrics.parked_in_memory.set(len(self._waiting))
         await self._run(work)
 
     async def on_revoked(self, revoked: set[Any]) -> None:
-        """Finish the batch in progress and forget parked records of partitions no longer ours."""
+        """Finish the batch in progress and forget parked records of partitions no longer ours.
+
+        Records of those partitions taken before (later chunks of a release in progress, due
+        records the timer popped) are dropped when their turn comes (:meth:`_run`), unacknowledged:
+        the partition's next owner reads them from the committed offset.
+        """
         async with self._lane:
+            self._generation += 1
+            self._revocations = [*self._revocations[-15:], (self._generation, _pairs(revoked))]
             self._input.drop(revoked)
             kept = [w for w in self._waiting if (w.message.topic, w.message.partition) not in _pairs(revoked)]
             self._waiting = kept
             heapq.heapify(self._waiting)
             self.metrics.parked_in_memory.set(len(self._waiting))
             # Nothing of a revoked partition may reach a changelog after its new owner restored it.
-            self._acknowledge(await self.outputs.delivered())
+            self._acknowledge(await self._delivered())
 
     def _next(self) -> int:
         self._sequence += 1
         return self._sequence
 
+    def _still_ours(self, work: _Work) -> _Work:
+        if work.generation == self._generation:
+            return work
+        revoked: set[tuple[str, int]] = set()
+        for generation, pairs in self._revocations:
+            if generation > work.generation:
+                revoked |= pairs
+        return work.without(revoked)
+
     async def _run(self, work: _Work) -> None:
         async with self._lane:
-            for attempt in range(len(_REGISTRY_BACKOFF_S) + 1):
+            work = self._still_ours(work)
+            if not work:
+                return
+            attempts = self.policy.attempts
+            for attempt in range(1, attempts + 1):
                 try:
+                    if self._prepare is not None:
+                        # Output schema ids, resolved before the first batch: no batch needs the
+                        # registry half-way through (a retry would produce its outputs again).
+                        self._prepare()
+                        self._prepare = None
                     await self._run_once(work)
                     self._input.rearm()
                     return
-                except RegistryUnavailableError as exc:
-                    if attempt == len(_REGISTRY_BACKOFF_S):
-                        raise
-                    delay = _REGISTRY_BACKOFF_S[attempt]
-                    logger.warning("schema registry unavailable (%s); retrying the batch in %gs", exc, delay)
+                except WorkerStoppedError:
+                    raise
+                except OutputDeliveryError as exc:
+                    # librdkafka already retried these for message.timeout.ms: nothing to gain here.
+                    self._stop(str(exc))
+                except Exception as exc:
+                    # Not a record's fault (those are dead letters, processors/agents/failures.py):
+                    # the store, the broker, the registry or the worker itself.
+                    if attempt == attempts:
+                        self._stop(f"a batch failed {attempts} times, last with {type(exc).__name__}: {exc}")
+                    delay = backoff(attempt, FAILURE_BACKOFF, FAILURE_BACKOFF_MAX).total_seconds()
+                    logger.warning(
+                        "batch of %d records failed (%s: %s); attempt %d of %d in %gs",
+                        len(work.messages),
+                        type(exc).__name__,
+                        exc,
+                        attempt + 1,
+                        attempts,
+                        delay,
+                    )
                     await asyncio.sleep(delay)
+
+    def _stop(self, reason: str) -> NoReturn:
+        """Stop the worker (one line, non-zero exit) through ``on_fatal``; raise if it returns."""
+        one_line = " ".join(reason.split())
+        logger.error("worker stops: %s", one_line)
+        if self._on_fatal is not None:
+            self._on_fatal(one_line)
+        raise WorkerStoppedError(one_line)
+
+    async def _delivered(self) -> PartitionOffsets:
+        try:
+            return await self.outputs.delivered()
+        except OutputDeliveryError as exc:
+            self._stop(str(exc))
 
     async def _run_once(self, work: _Work) -> None:
         started = time.perf_counter()
         pipeline = self.pipeline
         pipeline.decoder.prefetch(message.value for message in [*work.fresh, *(w.message for w in work.due)])
-        ctx = BatchContext(state=StateBatch(self.tables))
+        previous = self._unacknowledged
+        ctx = BatchContext(state=StateBatch(self.tables, beneath=previous.state if previous else None))
         for message in work.master:
             pipeline.process_master(message, ctx)
         for message in work.fresh:
@@ -238,10 +368,17 @@ class EventAgent:
             pipeline.dead_letter_invalid(message, exc, "INVALID_RETRY_RECORD", ctx)
         # Mismatches once per touched key, part of this batch's outputs and state (steps 2 and 3).
         pipeline.finish(ctx)
+        policy = self.policy
+        systemic = systemic_failure(
+            ctx.tally.dead_letters, len(work.messages), policy.share_max, policy.min_records
+        )
+        if systemic is not None:
+            self._stop(systemic)
         # This batch's outputs, and the previous batch's changelog records (its step 4).
         self._acknowledge(await self.outputs.delivered())
+        ctx.state.detach()
         if len(ctx.state):
-            ctx.state.write(self.outputs)
+            ctx.state.changelog(self.outputs)
         self._unacknowledged = _Unacknowledged(ctx.state, work.messages)
         self._observe(ctx, len(work.messages), time.perf_counter() - started)
 
@@ -250,6 +387,8 @@ class EventAgent:
         waiting, self._unacknowledged = self._unacknowledged, None
         if waiting is None:
             return
+        # Its changelog records are delivered: only now may the local stores hold the updates.
+        waiting.state.write()
         waiting.state.persist(delivered)
         for message in waiting.messages:
             self._ack(message)

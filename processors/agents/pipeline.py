@@ -2,11 +2,12 @@
 
 Synchronous and pure apart from two effects it is handed: the batch's :class:`StateBatch` (reads
 see earlier records of the batch) and the :class:`OutputProducer` (records queued, delivered by
-the caller per batch). A record's outputs and state updates are collected first and applied only
-when every stage succeeded; a stage that fails sends the original record to *its* dead-letter
-topic instead, with the error, and nothing else of that record is emitted. An unexpected error
-is a dead letter of its stage too (reason ``PROCESSING_ERROR``): a poison record never blocks its
-partition and never stops the worker.
+the caller per batch). A record's outputs are collected and encoded first, and queued with its
+state updates only when every stage and every encoding succeeded. When the failure is the
+record's fault (:func:`processors.agents.failures.record_fault`) the original record goes to its
+stage's dead-letter topic instead, with the error, and nothing else of it is emitted; any other
+error propagates to :class:`processors.agents.batches.EventAgent`, which retries the batch and
+then stops the worker: a broken store or a defect never dead-letters good records.
 
 A record that passed dedupe and is then dead-lettered has its dedupe entry removed, so that
 replaying it from the dead-letter topic is processed rather than dropped as a duplicate.
@@ -26,21 +27,20 @@ from typing import Any, Final
 
 from processors.agents.decode import Decoded, DecodeFailure, EventDecoder
 from processors.agents.dedupe import DEDUPE, DedupeEntry, Verdict, judge
-from processors.agents.ledger import Transition, dependency_reason, missing_dependencies, recognise, reconcile
+from processors.agents.failures import record_fault
+from processors.agents.ledger import (
+    RECON,
+    Transition,
+    dependency_reason,
+    missing_dependencies,
+    recognise,
+    recon_key,
+    reconcile,
+)
 from processors.agents.master import REFERENCE_KINDS, MasterData
 from processors.agents.recon import report_batch, track_parked_usage
 from processors.agents.retry import Parked, next_attempt, park_headers
-from processors.errors import (
-    DependencyMissingError,
-    DuplicateIdConflictError,
-    InvalidPeriodError,
-    MasterKeyError,
-    MissingAmountError,
-    ProcessingError,
-    RuleInputError,
-    UnbalancedEntryError,
-    UnpostableLineError,
-)
+from processors.errors import DependencyMissingError, DuplicateIdConflictError, MasterKeyError
 from processors.metrics import BatchTally
 from processors.outputs import OutputProducer
 from processors.rules import policy
@@ -48,7 +48,7 @@ from processors.rules.dedupe import fingerprint
 from processors.rules.enrich import missing_master_data
 from processors.rules.recognition import product_accounts
 from processors.rules.reconcile import ReconKey, SourcePosition
-from schemas.models import AvroRecord, EventEnvelope
+from schemas.models import EventEnvelope
 from streams.deadletter import RECORD_TOO_LARGE, Failure, SourceRecord, dead_letter_record, oversized
 from streams.errors import SerdeError
 from streams.serde import AvroSerde
@@ -61,28 +61,11 @@ logger = logging.getLogger(__name__)
 
 DUPLICATE_ID_CONFLICT: Final = "DUPLICATE_ID_CONFLICT"
 MASTER_DATA_MISSING: Final = "MASTER_DATA_MISSING"
-PROCESSING_ERROR: Final = "PROCESSING_ERROR"
 REFERENCE_FIRST_RETRY: Final = timedelta(milliseconds=200)
 UNREADABLE_MASTER_DATA: Final = "UNREADABLE_MASTER_DATA"
 INVALID_MASTER_KEY: Final = "INVALID_MASTER_KEY"
 
-_RULE_REASONS: Final[tuple[tuple[type[ProcessingError], str], ...]] = (
-    (UnbalancedEntryError, "UNBALANCED_ENTRY"),
-    (InvalidPeriodError, "INVALID_PERIOD"),
-    (MissingAmountError, "MISSING_AMOUNT"),
-    (UnpostableLineError, "UNPOSTABLE_LINE"),
-    (RuleInputError, "INVALID_RULE_INPUT"),
-)
-
 Headers = Sequence[tuple[str, bytes | None]]
-
-
-def rule_reason(exc: BaseException) -> str:
-    """Return the dead-letter reason of an error a rule raised (``PROCESSING_ERROR`` when unexpected)."""
-    for error_type, reason in _RULE_REASONS:
-        if isinstance(exc, error_type):
-            return reason
-    return PROCESSING_ERROR
 
 
 @dataclass
@@ -99,6 +82,8 @@ class BatchContext:
     touched: dict[tuple[int, ReconKey], tuple[EventEnvelope, bool]] = field(default_factory=dict)
     """(partition, reconciliation key) → the last event of the batch that changed it, and whether
     its difference departed from the reported one at any point of the batch."""
+    triggers: dict[str, SourceRecord] = field(default_factory=dict)
+    """Event id → source record of the events in :attr:`touched` (dead-lettered if its report fails)."""
 
 
 class _StageFailedError(Exception):
@@ -148,16 +133,12 @@ class Pipeline:
             self._dead_letter(ctx, source, "decode", decoded.reason, decoded.error)
             return
         now_ms = _millis(message.timestamp)
-        try:
-            digest = fingerprint(decoded.record)
-            raw = ctx.state.get(DEDUPE, partition, decoded.event.event_id.encode())
-            entry = DedupeEntry.decode(raw) if raw is not None else None
-            verdict, remember = judge(
-                entry, digest, now_ms, self.worker.dedupe_horizon, (topic, partition, offset)
-            )
-        except Exception as exc:
-            self._dead_letter(ctx, source, "dedupe", PROCESSING_ERROR, exc)
-            return
+        digest = fingerprint(decoded.record)
+        raw = ctx.state.get(DEDUPE, partition, decoded.event.event_id.encode())
+        entry = DedupeEntry.decode(raw) if raw is not None else None
+        verdict, remember = judge(
+            entry, digest, now_ms, self.worker.dedupe_horizon, (topic, partition, offset)
+        )
         if verdict is Verdict.DROP:
             ctx.tally.processed["dedupe", "dropped"] += 1
             return
@@ -245,28 +226,53 @@ class Pipeline:
                 tolerance = self.worker.reconciliation_tolerance
                 self._stage("reconcile", lambda: reconcile(event, read, position, retried, tolerance, out))
                 self._stage("recognise", lambda: recognise(event, read, out, self._accounts_of))
+            encoded = self._stage("recognise", lambda: self._encode(event, out))
         except _StageFailedError as failed:
             self._forget(event, source, ctx)
             self._dead_letter(ctx, source, failed.stage, failed.reason, failed.cause, parked)
             return
-        self._emit(event, message, out, ctx)
+        self._emit(event, message, source, out, encoded, ctx)
 
     @staticmethod
     def _stage(stage: str, run: Any) -> Any:
         try:
             return run()
         except Exception as exc:
-            raise _StageFailedError(stage, rule_reason(exc), exc) from exc
+            reason = record_fault(exc)
+            if reason is None:
+                raise  # not the record's fault: the agent retries the batch, then stops the worker
+            raise _StageFailedError(stage, reason, exc) from exc
 
-    def _emit(self, event: EventEnvelope, message: Any, out: Transition, ctx: BatchContext) -> None:
+    def _encode(self, event: EventEnvelope, out: Transition) -> list[tuple[str, bytes]]:
+        # Every output of the record is encoded before any is queued: one that does not fit its
+        # schema dead-letters the record whole, never half of its outputs.
+        encode = self.codec.encode
+        exceptions_topic, commands_topic = self.catalog.exceptions_topic, self.catalog.commands_topic
+        return [
+            *((exceptions_topic, encode(exceptions_topic, exception)) for exception in out.exceptions),
+            *((commands_topic, encode(commands_topic, command)) for command in out.commands),
+        ]
+
+    def _emit(
+        self,
+        event: EventEnvelope,
+        message: Any,
+        source: SourceRecord,
+        out: Transition,
+        encoded: list[tuple[str, bytes]],
+        ctx: BatchContext,
+    ) -> None:
         key = event.customer_id.encode()
         partition = message.partition
+        produce = self.outputs.produce
+        for topic, value in encoded:
+            produce(topic, key, value)
         for exception in out.exceptions:
-            self._produce_model(self.catalog.exceptions_topic, key, exception)
             ctx.tally.exceptions[exception.reason_code.value] += 1
         for command in out.commands:
-            self._produce_model(self.catalog.commands_topic, key, command)
             ctx.tally.commands[command.command_type.value] += 1
+        if out.touched:
+            ctx.triggers[event.event_id] = source
         for table, state_key, value in out.updates:
             ctx.state.put(table, partition, state_key, value)
         for recon, departed in out.touched:
@@ -278,14 +284,32 @@ class Pipeline:
         ctx.ingest_times.append(message.timestamp or time.time())
 
     def finish(self, ctx: BatchContext) -> None:
-        """Report each reconciliation key the batch touched once (before its outputs are awaited)."""
-        for exception in report_batch(ctx.touched, ctx.state, self.worker.reconciliation_tolerance):
-            self._produce_model(self.catalog.exceptions_topic, exception.customer_id.encode(), exception)
-            ctx.tally.exceptions[exception.reason_code.value] += 1
-        ctx.touched.clear()
+        """Report each reconciliation key the batch touched once (before its outputs are awaited).
 
-    def _produce_model(self, topic: str, key: bytes, record: AvroRecord) -> None:
-        self.outputs.produce(topic, key, self.codec.encode(topic, record))
+        A key whose report fails for its record's fault (an amount out of range, an exception that
+        does not fit its schema) dead-letters the record that last changed it, at ``reconcile``:
+        its revision is neither raised nor stored; the other keys report as usual.
+        """
+        topic, tolerance = self.catalog.exceptions_topic, self.worker.reconciliation_tolerance
+        for where, touched in ctx.touched.items():
+            partition, key = where
+            before = ctx.state.get(RECON, partition, recon_key(key))
+            try:
+                raised = report_batch({where: touched}, ctx.state, tolerance)
+                encoded = [(exception, self.codec.encode(topic, exception)) for exception in raised]
+            except Exception as exc:
+                reason = record_fault(exc)
+                source = ctx.triggers.get(touched[0].event_id)
+                if reason is None or source is None:
+                    raise
+                ctx.state.put(RECON, partition, recon_key(key), before)  # the revision was not raised
+                self._dead_letter(ctx, source, "reconcile", reason, exc)
+                continue
+            for exception, value in encoded:
+                self.outputs.produce(topic, exception.customer_id.encode(), value)
+                ctx.tally.exceptions[exception.reason_code.value] += 1
+        ctx.touched.clear()
+        ctx.triggers.clear()
 
     # -- parking and dead letters -----------------------------------------------------------------
 
@@ -373,17 +397,7 @@ class Pipeline:
         self.outputs.produce(topic, letter.key, letter.value, letter.headers)
         ctx.tally.dead_letters[stage, letter.reason_code] += 1
         ctx.tally.processed[stage, "dead_lettered"] += 1
-        if reason != PROCESSING_ERROR:
-            logger.debug("dead letter %s/%s: %s", stage, reason, exc)
-        else:
-            logger.warning(
-                "record %s[%d]@%d failed in %s and was dead-lettered: %r",
-                source.topic,
-                source.partition,
-                source.offset,
-                stage,
-                exc,
-            )
+        logger.debug("dead letter %s/%s: %s", stage, reason, exc)
 
 
 def _is_reference(missing: str) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from processors.agents.decode import CORRUPT_RECORD, INVALID_RECORD, UNKNOWN_SCHEMA_ID, decode_reason
-from processors.agents.pipeline import PROCESSING_ERROR, rule_reason
+from processors.agents.failures import record_fault, systemic_failure
 from processors.errors import (
     InvalidPeriodError,
     MissingAmountError,
@@ -21,17 +21,30 @@ from processors.errors import (
 from processors.metrics import BatchTally, ProcessorMetrics
 from processors.outputs import OutputProducer
 from processors.state import StateBatch
-from streams.errors import CorruptRecordError, InvalidRecordError, UnknownSchemaIdError
+from streams.errors import CorruptRecordError, InvalidRecordError, RecordEncodeError, UnknownSchemaIdError
 from streams.settings import KafkaSettings
 
 
-def test_rule_errors_map_to_their_dead_letter_reasons():
-    assert rule_reason(UnbalancedEntryError("JE1", "EUR", 10, 9)) == "UNBALANCED_ENTRY"
-    assert rule_reason(InvalidPeriodError("2024-02-01", "2024-01-01")) == "INVALID_PERIOD"
-    assert rule_reason(MissingAmountError("no amount")) == "MISSING_AMOUNT"
-    assert rule_reason(UnpostableLineError("UNKNOWN line")) == "UNPOSTABLE_LINE"
-    assert rule_reason(RuleInputError("bad")) == "INVALID_RULE_INPUT"
-    assert rule_reason(KeyError("a bug")) == PROCESSING_ERROR
+def test_the_records_faults_map_to_dead_letter_reasons_and_nothing_else_does():
+    assert record_fault(UnbalancedEntryError("JE1", "EUR", 10, 9)) == "UNBALANCED_ENTRY"
+    assert record_fault(InvalidPeriodError("2024-02-01", "2024-01-01")) == "INVALID_PERIOD"
+    assert record_fault(MissingAmountError("no amount")) == "MISSING_AMOUNT"
+    assert record_fault(UnpostableLineError("UNKNOWN line")) == "UNPOSTABLE_LINE"
+    assert record_fault(RuleInputError("bad")) == "INVALID_RULE_INPUT"
+    assert record_fault(RecordEncodeError("long out of range")) == "UNENCODABLE_OUTPUT"
+    assert record_fault(OverflowError("date value out of range")) == "INVALID_RULE_INPUT"
+    # A defect, a broken store, undelivered outputs: not the record's fault, never a dead letter.
+    assert record_fault(KeyError("a bug")) is None
+    assert record_fault(OSError("rocksdb: IO error")) is None
+    assert record_fault(OutputDeliveryError("broker down")) is None
+
+
+def test_a_systemic_failure_needs_both_the_share_and_the_count():
+    assert systemic_failure({("decode", "CORRUPT_RECORD"): 60}, 100, 0.5, 50) is not None
+    assert systemic_failure({("decode", "CORRUPT_RECORD"): 40}, 60, 0.5, 50) is None  # too few
+    assert systemic_failure({("decode", "CORRUPT_RECORD"): 60}, 200, 0.5, 50) is None  # small share
+    # A master-data outage dead-letters many records by design: not a reason to stop.
+    assert systemic_failure({("enrich", "MASTER_DATA_MISSING"): 900}, 1000, 0.5, 50) is None
 
 
 def test_decode_errors_map_to_their_dead_letter_reasons():
@@ -123,8 +136,12 @@ def test_the_overlay_reads_its_own_writes_and_writes_each_partition_once():
     producer = FakeProducer()
     outputs = OutputProducer(KafkaSettings(), watch_topics=[table.changelog_topic], producer=producer)
     producer.on_delivery = outputs.on_delivery
-    batch.write(outputs)
-    batch.persist(asyncio.run(outputs.delivered()))
+    batch.changelog(outputs)
+    # The local store is written only once the changelog records are delivered (they could be lost).
+    assert table.written == []
+    delivered = asyncio.run(outputs.delivered())
+    batch.write()
+    batch.persist(delivered)
 
     assert table.written == [(0, {b"a": b"new", b"b": b"one"}), (1, {b"a": None})]
     assert [(t, k, v, kw["partition"]) for t, k, v, kw in producer.sent] == [
@@ -133,6 +150,20 @@ def test_the_overlay_reads_its_own_writes_and_writes_each_partition_once():
         ("app-dedupe-changelog", b"a", None, 1),
     ]
     assert table.persisted == {0: 1, 1: 0}
+
+
+def test_a_batch_reads_through_the_previous_batch_until_that_one_is_written():
+    table = FakeTable("ledger", {(0, b"k"): b"stored"})
+    previous = StateBatch([table])
+    previous.put("ledger", 0, b"k", b"previous")
+    previous.put("ledger", 0, b"gone", None)
+    batch = StateBatch([table], beneath=previous)
+    assert batch.get("ledger", 0, b"k") == b"previous"
+    assert batch.get("ledger", 0, b"gone") is None
+    batch.put("ledger", 0, b"k", b"mine")
+    assert batch.get("ledger", 0, b"k") == b"mine"
+    batch.detach()
+    assert batch.get("ledger", 0, b"other") is None and len(batch) == 1
 
 
 def test_a_failed_delivery_surfaces_and_stops_further_output():
