@@ -106,7 +106,7 @@ def make_agent(
 ) -> tuple[EventAgent, ScriptedPipeline, list[str]]:
     producer = LoggingProducer(log)
     table = LoggingTable(log)
-    outputs = OutputProducer(KafkaSettings(), watch_topics=[table.changelog_topic], producer=producer)
+    outputs = OutputProducer(KafkaSettings(), watch_topics=[table.changelog_topic], producer=producer)  # type: ignore[arg-type]
     producer.on_delivery = outputs.on_delivery
     pipeline = ScriptedPipeline(log, outputs, **script)
     fatal: list[str] = []
