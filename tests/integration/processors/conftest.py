@@ -50,7 +50,9 @@ def worker_factory(stack_settings: Settings, workers_dir: Path) -> Iterator[Call
     """Start ``revstream worker`` subprocesses; every one still running is stopped afterwards."""
     started: list[WorkerProcess] = []
 
-    def start(namespace: str, name: str = "w1", **env: str) -> WorkerProcess:
+    def start(
+        namespace: str, name: str = "w1", argv: tuple[str, ...] | None = None, **env: str
+    ) -> WorkerProcess:
         worker = WorkerProcess(
             stack_settings,
             namespace,
@@ -58,6 +60,8 @@ def worker_factory(stack_settings: Settings, workers_dir: Path) -> Iterator[Call
             log_path=workers_dir / namespace / f"{name}.log",
             env_overrides=env,
         )
+        if argv is not None:
+            worker.argv = argv
         started.append(worker.start())
         return worker
 

@@ -146,6 +146,8 @@ class WorkerProcess:
     env_overrides: dict[str, str] = field(default_factory=dict)
     web_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    argv: tuple[str, ...] = ("-m", "revstream", "worker")
+    """What the interpreter runs (a test hook module instead of the CLI, for instance)."""
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REVSTREAM_") and k != "DATABASE_URL"}
@@ -171,7 +173,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "revstream", "worker"],
+            [sys.executable, *self.argv],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from processors.rules.commands import invoice_posted_commands
+from processors.rules.recognition import product_accounts
 from schemas.models import (
     BusinessException,
     CustomerStatus,
@@ -28,11 +29,17 @@ from tests.integration.processors.harness import Harness, WorkerProcess, wait_un
 from tests.unit.processors import factories as f
 
 WAIT_S = 60.0
+PRODUCTS = {
+    "P1": f.product("P1"),
+    "P2": f.product(
+        "P2", revenue_kind=LineKind.SERVICES, revenue_account="4015", deferred_account="2415", currency="EUR"
+    ),
+}
 
 
 @pytest.fixture(scope="module")
 def worker(harness: Harness, worker_factory: Callable[..., WorkerProcess]) -> Iterator[WorkerProcess]:
-    harness.publish_master(f.product("P1"), f.product("P2", currency="EUR"), f.legal_entity("LE-DE"))
+    harness.publish_master(*PRODUCTS.values(), f.legal_entity("LE-DE"))
     worker = worker_factory(
         harness.catalog.namespace,
         REVSTREAM_WORKER_MASTER_RETRY_ATTEMPTS="5",
@@ -315,7 +322,8 @@ def test_commands_have_deterministic_ids_and_balanced_entries(harness: Harness, 
     commands: list[ErpCommand] = wait_until(
         lambda: for_event(harness.commands(), invoice.event_id), WAIT_S, "the invoice's commands", worker
     )
-    expected = invoice_posted_commands(invoice)
+    # P2 is a services product with accounts of its own: its deferral goes to 2415, not 2410.
+    expected = invoice_posted_commands(invoice, product_accounts(PRODUCTS.get))
     assert sorted(c.command_id for c in commands) == sorted(c.command_id for c in expected)
     assert {c.command_id: c for c in commands} == {c.command_id: c for c in expected}
     for command in commands:
@@ -327,6 +335,10 @@ def test_commands_have_deterministic_ids_and_balanced_entries(harness: Harness, 
                 sum(e.amount_minor for e in command.payload.entries) == command.payload.total_minor == 100_000
             )
     assert all(c.customer_id == customer for c in commands)
+    credited = {
+        line.account for c in commands if isinstance(c.payload, JournalEntry) for line in c.payload.lines
+    }
+    assert "2415" in credited and "2410" not in credited
     assert {m.key() for m in harness.read(harness.catalog.commands_topic) if m.key() == customer.encode()}
 
 
