@@ -11,6 +11,7 @@ accounts of their own, so the accounts are checked too.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -131,6 +132,10 @@ def worker(harness: Harness, worker_factory: Callable[..., WorkerProcess]) -> Wo
 
 def passed(worker: WorkerProcess) -> float:
     return worker.metric("revstream_processor_records_total", {"stage": "dedupe", "outcome": "passed"})
+
+
+def reached(worker: WorkerProcess, target: float) -> bool:
+    return passed(worker) >= target
 
 
 def test_the_ledger_ends_the_same_whatever_order_a_subscriptions_events_arrive_in(
