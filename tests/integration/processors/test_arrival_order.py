@@ -157,7 +157,8 @@ def test_the_ledger_ends_the_same_whatever_order_a_subscriptions_events_arrive_i
         target = passed(worker) + cut
         harness.publish(*(events[i] for i in order[:cut]))
         # The first chunk is processed (or parked) before the rest is even published: a batch cut.
-        wait_until(lambda t=target: passed(worker) >= t, WAIT_S, f"the first {cut} events of {order}", worker)
+        first_chunk = functools.partial(reached, worker, target)
+        wait_until(first_chunk, WAIT_S, f"the first {cut} events of {order}", worker)
         harness.publish(*(events[i] for i in order[cut:]))
 
     def settled() -> bool:
