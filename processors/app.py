@@ -198,6 +198,8 @@ def build_app(
         fetch_max_wait_ms=EMBEDDED_FETCH_MAX_WAIT_MS if settings.embedded else None,
     )
     app.reference_feed = master.feed
+    master.feed.attempts = worker.failure_attempts
+    master.feed.on_fatal = exit_worker
     outputs = OutputProducer(
         settings.kafka,
         watch_topics=[table.changelog_topic for table in tables]
@@ -214,10 +216,12 @@ def build_app(
     )
     batch_topics = [
         *master.kind_of_topic,
+        *master.reference_topics,
         *(catalog.event_topic(event_type) for event_type in EVENT_TYPES),
         catalog.retry_topic,
     ]
-    input_topics = frozenset(batch_topics) - {catalog.retry_topic}
+    # Reference data read through the group is only checked (the feed applies it): no event waits on it.
+    input_topics = frozenset(batch_topics) - {catalog.retry_topic, *master.reference_topics}
     agent = EventAgent(
         pipeline=pipeline,
         tables=[*tables, *(PartitionedTable(table) for table in master.tables())],

@@ -183,9 +183,9 @@ class EventAgent:
     async def _on_batch(self, batches: Mapping[Any, list[Any]]) -> None:
         work = _Work(generation=self._generation)
         now_ms = int(time.time() * 1000)
-        master_topics = self.pipeline.master.kind_of_topic
+        master = self.pipeline.master
         for tp, messages in batches.items():
-            if tp.topic in master_topics:
+            if tp.topic in master.kind_of_topic or tp.topic in master.reference_topics:
                 work.master.extend(messages)
             elif tp.topic != self.retry_topic:
                 self._input.add(tp, messages)

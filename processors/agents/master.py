@@ -29,7 +29,7 @@ from processors.errors import MasterKeyError
 from processors.rules.enrich import MasterView, master_newer
 from schemas.models import Customer, LegalEntity, MasterRecord, Product
 from schemas.names import MASTER_DATA_KINDS
-from streams.errors import SerdeError
+from streams.errors import RegistryUnavailableError, SerdeError
 from streams.serde import AvroSerde
 from streams.settings import KafkaSettings
 from streams.topics import TopicCatalog
@@ -125,10 +125,13 @@ class MasterLookup(Mapping[str, M], Generic[M]):
     def _decode(self, raw: bytes) -> M | None:
         try:
             record = self._serde.decode_model(raw, self._model, topic=self.kind)
+        except RegistryUnavailableError:
+            raise  # not the record's fault: the caller retries
         except SerdeError as exc:
             # One bad master-data record must not stop the worker; events needing it stay parked.
+            # It is dead-lettered where it is read through the group (Pipeline.process_master).
             self.rejected += 1
-            logger.warning("ignoring an unreadable %s master-data record: %s", self.kind, exc)
+            logger.debug("ignoring an unreadable %s master-data record: %s", self.kind, exc)
             return None
         return record  # type: ignore[return-value]
 
@@ -153,11 +156,15 @@ class MasterData:
     ) -> None:
         self.lookups: dict[str, MasterLookup[Any]] = {}
         self.kind_of_topic: dict[str, str] = {}
+        self.reference_topics: dict[str, str] = {}
+        """Topic → kind of the reference data; also read through the group, only to dead-letter
+        records that do not decode (the feed ignores them, each worker reads them whole)."""
         reference_lookups: dict[str, MasterLookup[Any]] = {}
         for kind in MASTER_DATA_KINDS:
             lookup: MasterLookup[Any] = MasterLookup(kind, None, serde)
             if kind in reference:
                 self.lookups[kind] = reference_lookups[catalog.master_topic(kind)] = lookup
+                self.reference_topics[catalog.master_topic(kind)] = kind
                 continue
             lookup.table = app.GlobalTable(
                 f"master-{kind}",
@@ -180,13 +187,26 @@ class MasterData:
     @staticmethod
     def _follower(lookup: MasterLookup[Any]) -> Any:
         async def on_changelog_event(event: Any) -> None:
-            lookup.on_record(event.message.key, event.message.value)
+            try:
+                lookup.on_record(event.message.key, event.message.value)
+            except RegistryUnavailableError as exc:
+                # Not cached then: a lookup decodes the record from the table when it is needed.
+                logger.warning("%s record not cached, the registry is unavailable: %s", lookup.kind, exc)
 
         return on_changelog_event
 
     def tables(self) -> list[Any]:
         """The global tables, one per kind that takes the batch path."""
         return [lookup.table for lookup in self.lookups.values() if lookup.table is not None]
+
+    def check_reference(self, message: Any) -> None:
+        """Decode one reference-data record read through the group (the feed applies it).
+
+        Raises:
+            SerdeError: when it cannot be decoded (the caller dead-letters it).
+        """
+        if message.value is not None:
+            self.lookups[self.reference_topics[message.topic]].decode_strict(message.value)
 
     def apply(self, message: Any, state: Any) -> bool:
         """Store one master-data record if it is newer than what is stored; return whether it was.

@@ -50,7 +50,7 @@ from processors.rules.recognition import product_accounts
 from processors.rules.reconcile import ReconKey, SourcePosition
 from schemas.models import EventEnvelope
 from streams.deadletter import RECORD_TOO_LARGE, Failure, SourceRecord, dead_letter_record, oversized
-from streams.errors import SerdeError
+from streams.errors import RegistryUnavailableError, SerdeError
 from streams.serde import AvroSerde
 from streams.settings import WorkerSettings
 from streams.topics import TopicCatalog
@@ -154,18 +154,30 @@ class Pipeline:
         self._after_dedupe(decoded, message, source, None, now_ms, ctx)
 
     def process_master(self, message: Any, ctx: BatchContext) -> None:
-        """Apply one master-data record (newer wins); an unreadable one is dead-lettered at decode."""
+        """Apply one master-data record (newer wins); an unreadable one is dead-lettered at decode.
+
+        Reference data (products, legal entities) is applied by every worker's own reader; read
+        through the group it is only checked, so that an unreadable record is dead-lettered once.
+        """
         source = _source(message)
         if (too_large := oversized(source)) is not None:  # its changelog record could not be written
             self._dead_letter(ctx, source, "decode", RECORD_TOO_LARGE, too_large)
             return
+        reference = message.topic in self.master.reference_topics
         try:
-            applied = self.master.apply(message, ctx.state)
+            if reference:
+                self.master.check_reference(message)
+                applied = True
+            else:
+                applied = self.master.apply(message, ctx.state)
+        except RegistryUnavailableError:
+            raise  # not the record's fault
         except (SerdeError, MasterKeyError) as exc:
             reason = INVALID_MASTER_KEY if isinstance(exc, MasterKeyError) else UNREADABLE_MASTER_DATA
             self._dead_letter(ctx, source, "decode", reason, exc)
             return
-        ctx.tally.processed["master", "applied" if applied else "older"] += 1
+        outcome = "checked" if reference else ("applied" if applied else "older")
+        ctx.tally.processed["master", outcome] += 1
 
     def process_parked(
         self, message: Any, parked: Parked, original_headers: Headers, ctx: BatchContext

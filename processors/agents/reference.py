@@ -19,13 +19,16 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
+from processors.agents.failures import FAILURE_BACKOFF, FAILURE_BACKOFF_MAX
+from processors.agents.retry import backoff
 from processors.errors import WorkerConfigError
 from streams.clients import consumer as make_consumer
+from streams.errors import RegistryUnavailableError
 from streams.settings import KafkaSettings
 
 __all__ = ["ReferenceFeed"]
@@ -58,6 +61,9 @@ class ReferenceFeed:
         self._thread: threading.Thread | None = None
         self.records = 0
         self.errors = 0
+        self.attempts = 6
+        """Attempts at decoding a record while the registry is unavailable, then ``on_fatal``."""
+        self.on_fatal: Callable[[str], None] | None = None
 
     @property
     def caught_up(self) -> bool:
@@ -154,7 +160,7 @@ class ReferenceFeed:
                 logger.warning("reference data: %s", error.str())
             return
         try:
-            self._lookups[message.topic()].on_record(message.key(), message.value())
+            self._apply_with_registry(message)
         except Exception:  # one record must not stop the feed; the lookup logs unreadable ones
             self.errors += 1
             logger.exception(
@@ -165,3 +171,21 @@ class ReferenceFeed:
             )
             return
         self.records += 1
+
+    def _apply_with_registry(self, message: Any) -> None:
+        # A record that does not decode is ignored (and dead-lettered through the group), but one
+        # the registry cannot be asked about is not the record's fault: wait for the registry,
+        # with the worker's back-off, and stop the worker when it does not come back.
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self._lookups[message.topic()].on_record(message.key(), message.value())
+                return
+            except RegistryUnavailableError as exc:
+                if attempt == self.attempts or self._stop.is_set():
+                    reason = f"reference data could not be read after {attempt} attempts: {exc}"
+                    if self.on_fatal is not None:
+                        self.on_fatal(reason)
+                    raise
+                delay = backoff(attempt, FAILURE_BACKOFF, FAILURE_BACKOFF_MAX).total_seconds()
+                logger.warning("reference data: %s; trying again in %gs", exc, delay)
+                self._stop.wait(delay)

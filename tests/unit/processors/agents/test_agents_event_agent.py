@@ -55,7 +55,11 @@ class ScriptedPipeline:
     seen: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.master = type("Master", (), {"kind_of_topic": {}, "feed": type("Feed", (), {"caught_up": True})})
+        self.master = type(
+            "Master",
+            (),
+            {"kind_of_topic": {}, "reference_topics": {}, "feed": type("Feed", (), {"caught_up": True})},
+        )
         self.decoder = type("Decoder", (), {"prefetch": staticmethod(lambda values: list(values))})
 
     def process(self, message: Any, ctx: Any) -> None:
