@@ -16,7 +16,7 @@ import psycopg
 
 __all__ = [
     "AGING_BUCKETS",
-    "REVENUE_ACCOUNTS",
+    "REVENUE_ACCOUNT_CLASS",
     "AgingRow",
     "CollectionsCaseRow",
     "CommandCountRow",
@@ -30,8 +30,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-REVENUE_ACCOUNTS = ("4000", "4010", "4100")
-"""Subscription, services and usage revenue (DOMAIN.md)."""
+REVENUE_ACCOUNT_CLASS = "4"
+"""Revenue accounts are the chart's class 4 (the defaults 4000, 4010, 4100 and any product's own
+``revenue_account`` numbered 4xxx): revenue by month lists every one of them."""
 
 AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 """Days past due of open invoice balances; ``current`` is not yet due."""
@@ -148,7 +149,7 @@ _REVENUE_BY_MONTH = """
 SELECT legal_entity, currency, to_char(posting_date, 'YYYY-MM') AS month, account,
        sum(credit_minor - debit_minor)::bigint
   FROM journal_lines
- WHERE account = ANY(%s)
+ WHERE starts_with(account, %s)
  GROUP BY legal_entity, currency, month, account
  ORDER BY legal_entity, currency, month, account
 """
@@ -198,7 +199,7 @@ def build_report(connection: psycopg.Connection[Any], as_of: date | None = None)
         as_of=day,
         trial_balance=[TrialBalanceRow(*row) for row in query(_TRIAL_BALANCE).fetchall()],
         revenue_by_month=[
-            RevenueRow(*row) for row in query(_REVENUE_BY_MONTH, (list(REVENUE_ACCOUNTS),)).fetchall()
+            RevenueRow(*row) for row in query(_REVENUE_BY_MONTH, (REVENUE_ACCOUNT_CLASS,)).fetchall()
         ],
         ar_aging=[
             AgingRow(entity, currency, AGING_BUCKETS[bucket], invoices, amount)

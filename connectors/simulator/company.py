@@ -9,9 +9,13 @@ quantity), is paid (sometimes after failed attempts, sometimes never) and may be
 its revenue schedule adjusted.
 
 Pure and deterministic: everything random comes from the ``random.Random`` given, and no clock is
-read. Amendments and schedule adjustments only happen to monthly-billed contracts and take effect
-on the first of a month, so each invoiced subscription line covers at most one calendar month and a
-prospective re-spread leaves every month's revenue as invoiced (what the expectations assume).
+read. Amendments and the ordinary schedule adjustments happen to monthly-billed contracts and take
+effect on the first of a month. Some quarterly and annual contracts also get a schedule adjustment
+effective in the middle of a month inside an invoiced period, which happens after that invoice but
+is published before it (arrival order is not guaranteed): its prospective re-spread moves minor
+units between months, and the expectations re-spread the schedule by DOMAIN.md's rule. Some
+services milestones carry no amount: they name their order line, and the amount is what was
+invoiced for its product.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from schemas.models import (
     BillingFrequency,
     ContractAmended,
     ContractRenewed,
+    InvoicePosted,
+    LineKind,
     OrderAccepted,
     QuoteApproved,
     QuoteLine,
@@ -64,6 +70,7 @@ def customer_story(
     metered = meter_usage(story, contract)
     invoices = bill(story, contract, metered)
     pay(story, invoices)
+    _adjust_ahead(story, contract, invoices)
     return story
 
 
@@ -181,13 +188,15 @@ def _new_business(story: Story) -> Contract | None:
     )
     if services is not None:
         day = term_start + timedelta(days=rng.randint(10, 45))
+        # Without an amount, the milestone names its order line; the ledger takes what was invoiced.
+        amount = None if story.chance(story.rates.milestones_without_amount) else services.monthly
         _activate(
             story,
             contract,
             story.jitter(day, 12 * HOUR, 18 * HOUR),
             "OL-4",
             ActivationKind.SERVICES_MILESTONE,
-            services.monthly,
+            amount,
         )
     return contract
 
@@ -323,4 +332,32 @@ def _adjust(story: Story, contract: Contract) -> None:
             reason=story.rng.choice(ADJUSTMENT_REASONS),
         ),
         when,
+    )
+
+
+def _adjust_ahead(story: Story, contract: Contract, invoices: list[InvoicePosted]) -> None:
+    if contract.frequency is BillingFrequency.MONTHLY or not story.chance(story.rates.adjustments_ahead):
+        return
+    spanning = [
+        (invoice, line)
+        for invoice in invoices
+        for line in invoice.lines
+        if line.kind is LineKind.SUBSCRIPTION and next_month(line.period_start) < line.period_end
+    ]
+    if not spanning:
+        return
+    invoice, line = story.rng.choice(spanning)
+    # The 16th of the period's second month: mid-month, inside the invoiced period.
+    effective = next_month(line.period_start).replace(day=16)
+    occurred = invoice.occurred_at + timedelta(days=story.rng.randint(1, 5))
+    # Published an hour before the invoice it changes, though it happened after it.
+    published = invoice.occurred_at - timedelta(hours=1)
+    story.add(
+        RevenueScheduleAdjusted(
+            **story.envelope(occurred, "finance", contract.correlation_id),
+            subscription_id=contract.subscription_id,
+            effective_date=effective,
+            reason=story.rng.choice(ADJUSTMENT_REASONS),
+        ),
+        published,
     )

@@ -49,6 +49,8 @@ class BusinessRates:
     customer_updates: float = 0.2
     services: float = 0.6
     analytics: float = 0.4
+    milestones_without_amount: float = 0.5
+    adjustments_ahead: float = 0.3
 
 
 @dataclass(frozen=True)

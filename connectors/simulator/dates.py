@@ -105,3 +105,24 @@ def prorated(monthly: int, start: date, end: date) -> int:
         year, number = int(month[:4]), int(month[5:])
         total += Fraction(monthly * days, calendar.monthrange(year, number)[1])
     return round_half_up(total)
+
+
+def respread(plan: dict[str, int], start: date, end: date, effective: date) -> dict[str, int]:
+    """Return ``plan`` (month → amount over [start, end)) re-spread prospectively from ``effective``.
+
+    DOMAIN.md's rule, read independently of the processors: the months before the effective month
+    stay; the effective month keeps its old amount x (its days of the period before the date) /
+    (its days of the period), rounded down; the rest of the total is spread by day over
+    [effective, end) with largest remainder, and the effective month adds its share.
+    """
+    begin = max(effective, start)
+    if begin >= end:
+        return dict(plan)
+    month = month_key(begin)
+    kept = {key: amount for key, amount in plan.items() if key < month}
+    month_begin = max(month_start(begin), start)
+    month_stop = min(next_month(begin), end)
+    earned = plan.get(month, 0) * (begin - month_begin).days // (month_stop - month_begin).days
+    rest = ratable_by_month(sum(plan.values()) - sum(kept.values()) - earned, begin, end)
+    rest[month] += earned
+    return {**kept, **rest}

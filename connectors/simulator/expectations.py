@@ -15,17 +15,21 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any, Final
 
-from connectors.simulator.dates import month_key, ratable_by_month
+from connectors.simulator.dates import month_key, ratable_by_month, respread
 from connectors.simulator.emissions import Emission
 from schemas.models import (
     AvroRecord,
+    ContractAmended,
     EventEnvelope,
+    InvoiceLine,
     InvoicePosted,
     LineKind,
+    OrderAccepted,
     PaymentFailed,
     PaymentReceived,
     Product,
     QuoteApproved,
+    RevenueScheduleAdjusted,
     ServiceActivated,
     UsageRecorded,
 )
@@ -107,6 +111,7 @@ def expect(emissions: Sequence[Emission]) -> dict[str, Any]:
             dead_letters.append({**_dead("enrich", "MASTER_DATA_MISSING", event), "missing": missing})
             continue
         passing.append(event)
+    passing = _milestones_that_can_post(passing, dead_letters)
     business = _business(passing, masters)
     by_reason: dict[str, dict[str, Any]] = {}
     for letter in dead_letters:
@@ -144,6 +149,89 @@ def _dead(stage: str, reason: str, event: EventEnvelope) -> dict[str, Any]:
     }
 
 
+def _order_products(events: list[EventEnvelope]) -> dict[tuple[str, str], str]:
+    return {
+        (event.subscription_id, line.line_id): line.product_id
+        for event in events
+        if isinstance(event, OrderAccepted)
+        for line in event.lines
+    }
+
+
+def _services_invoiced(events: list[EventEnvelope]) -> dict[tuple[str, str], int]:
+    invoiced: dict[tuple[str, str], int] = defaultdict(int)
+    for event in events:
+        if isinstance(event, InvoicePosted):
+            for line in event.lines:
+                if line.kind is LineKind.SERVICES and line.product_id is not None:
+                    invoiced[event.subscription_id, line.product_id] += line.amount_minor
+    return invoiced
+
+
+def _milestones_that_can_post(
+    events: list[EventEnvelope], dead_letters: list[dict[str, Any]]
+) -> list[EventEnvelope]:
+    """Drop (and expect dead-lettered) the milestones whose order line or invoiced amount never came.
+
+    A milestone names its order line (DOMAIN.md); without an amount of its own it takes what was
+    invoiced on the subscription for that line's product. It waits for both, then is dead-lettered
+    at recognise with a reason naming what is missing.
+    """
+    products = _order_products(events)
+    invoiced = _services_invoiced(events)
+    kept = []
+    for event in events:
+        if (
+            isinstance(event, ServiceActivated)
+            and event.line_kind.value == "SERVICES_MILESTONE"
+            and event.line_id
+        ):
+            product = products.get((event.subscription_id, event.line_id))
+            if product is None:
+                dead_letters.append(_dead("recognise", "ORDER_LINE_NOT_FOUND", event))
+                continue
+            if event.milestone_amount_minor is None and (event.subscription_id, product) not in invoiced:
+                dead_letters.append(_dead("recognise", "INVOICED_SERVICES_NOT_FOUND", event))
+                continue
+        kept.append(event)
+    return kept
+
+
+def _respreads_of(events: list[EventEnvelope]) -> dict[str, list[ContractAmended | RevenueScheduleAdjusted]]:
+    """Subscription → its amendments and schedule adjustments in event-time order (then event id)."""
+    found: dict[str, list[ContractAmended | RevenueScheduleAdjusted]] = defaultdict(list)
+    for event in events:
+        if isinstance(event, ContractAmended | RevenueScheduleAdjusted):
+            found[event.subscription_id].append(event)
+    for items in found.values():
+        items.sort(key=lambda item: (item.occurred_at, item.event_id))
+    return found
+
+
+def _subscription_plan(
+    invoice: InvoicePosted, line: InvoiceLine, respreads: list[ContractAmended | RevenueScheduleAdjusted]
+) -> dict[str, int]:
+    """A subscription line's revenue by month: ratable by day, then every re-spread that applies.
+
+    A re-spread applies to the schedules invoiced at or before it happened; an amendment only to
+    the lines of the products it names (the invoice's line ids are not the order's).
+    """
+    plan = ratable_by_month(line.amount_minor, line.period_start, line.period_end)
+    for item in respreads:
+        if item.occurred_at < invoice.occurred_at:
+            continue
+        if isinstance(item, ContractAmended) and line.product_id not in {x.product_id for x in item.lines}:
+            continue
+        plan = respread(plan, line.period_start, line.period_end, item.effective_date)
+    return plan
+
+
+def _revenue_account(masters: dict[str, dict[str, AvroRecord]], product_id: str | None, kind: str) -> str:
+    # The product's GL account decides (DOMAIN.md); a line without a known product takes the default.
+    product = masters["product"].get(product_id or "")
+    return product.revenue_account if isinstance(product, Product) else ACCOUNTS[kind]
+
+
 def _business(events: list[EventEnvelope], masters: dict[str, dict[str, AvroRecord]]) -> dict[str, Any]:
     invoices = _tree()
     revenue = _tree()
@@ -159,6 +247,10 @@ def _business(events: list[EventEnvelope], masters: dict[str, dict[str, AvroReco
         months = revenue[event.legal_entity][currency][month]
         months[account] = months.get(account, 0) + amount
 
+    respreads = _respreads_of(events)
+    order_products = _order_products(events)
+    services_invoiced = _services_invoiced(events)
+
     for event in events:
         if isinstance(event, QuoteApproved):
             exceptions.extend(_unapproved_discounts(event, masters))
@@ -168,18 +260,13 @@ def _business(events: list[EventEnvelope], masters: dict[str, dict[str, AvroReco
             totals["total_minor"] = totals.get("total_minor", 0) + event.total_minor
             for line in event.lines:
                 if line.kind is LineKind.SUBSCRIPTION:
-                    for month, amount in ratable_by_month(
-                        line.amount_minor, line.period_start, line.period_end
-                    ).items():
-                        book(event, event.currency, month, ACCOUNTS["subscription"], amount)
+                    account = _revenue_account(masters, line.product_id, "subscription")
+                    plan = _subscription_plan(event, line, respreads[event.subscription_id])
+                    for month, amount in plan.items():
+                        book(event, event.currency, month, account, amount)
                 elif line.kind is LineKind.USAGE and line.metric is not None:
-                    book(
-                        event,
-                        event.currency,
-                        month_key(event.issued_on),
-                        ACCOUNTS["usage"],
-                        line.amount_minor,
-                    )
+                    account = _revenue_account(masters, line.product_id, "usage")
+                    book(event, event.currency, month_key(event.issued_on), account, line.amount_minor)
                     key = (event.subscription_id, line.metric, month_key(line.period_start))
                     entry = billed.setdefault(
                         key,
@@ -197,9 +284,14 @@ def _business(events: list[EventEnvelope], masters: dict[str, dict[str, AvroReco
             metered[
                 (event.subscription_id, event.metric, month_key(event.window_start.astimezone(UTC).date()))
             ] += event.quantity
-        elif isinstance(event, ServiceActivated) and event.milestone_amount_minor is not None:
-            month = month_key(event.activated_at.astimezone(UTC).date())
-            book(event, event.currency, month, ACCOUNTS["services"], event.milestone_amount_minor)
+        elif isinstance(event, ServiceActivated) and event.line_kind.value == "SERVICES_MILESTONE":
+            product = order_products.get((event.subscription_id, event.line_id or ""))
+            milestone = event.milestone_amount_minor
+            if milestone is None and product is not None:
+                milestone = services_invoiced[event.subscription_id, product]
+            if milestone is not None:
+                month = month_key(event.activated_at.astimezone(UTC).date())
+                book(event, event.currency, month, _revenue_account(masters, product, "services"), milestone)
         elif isinstance(event, PaymentReceived):
             totals = cash[event.legal_entity][event.currency]
             totals["payments"] = totals.get("payments", 0) + 1

@@ -57,7 +57,7 @@ PRODUCTS: Final = (
     ),
     ProductSpec(
         "ANALYTICS", "Analytics add-on, monthly", LineKind.SUBSCRIPTION,
-        {"USD": 25000, "EUR": 23000, "GBP": 20000}, 1000, "4000", "2400",
+        {"USD": 25000, "EUR": 23000, "GBP": 20000}, 1000, "4020", "2420",
     ),
     ProductSpec(
         "API", "API calls, per call", LineKind.USAGE,

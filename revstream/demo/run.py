@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -38,11 +39,28 @@ from streams.settings import DatabaseSettings, Settings, WorkerSettings
 from streams.stack import EmbeddedStack, free_port
 from streams.topics import TopicCatalog
 
-__all__ = ["DemoOptions", "run_demo"]
+__all__ = ["DemoOptions", "outcome_problem", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
 DEMO_DATABASE = "revstream_demo"
+_DIFF_PREFIX = "  [DIFF]"
+
+
+def outcome_problem(report: str, drained: bool) -> str | None:
+    """Return why the demo failed (one line), or ``None`` when every check matched and it drained."""
+    differing = [
+        line.removeprefix(_DIFF_PREFIX).strip()
+        for line in report.splitlines()
+        if line.startswith(_DIFF_PREFIX)
+    ]
+    problems = []
+    if differing:
+        labels = "; ".join(line.split(":", 1)[0] for line in differing)
+        problems.append(f"{len(differing)} check(s) differ from the simulator's ground truth ({labels})")
+    if not drained:
+        problems.append("the streams were not drained before the deadline")
+    return " and ".join(problems) if problems else None
 
 
 @dataclass(frozen=True)
@@ -194,7 +212,11 @@ def _drain(
 
 
 def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None:
-    """Run the whole pipeline on the embedded stack and print the report."""
+    """Run the whole pipeline on the embedded stack and print the report.
+
+    Raises:
+        SystemExit: with code 1 when a ground-truth check differs or the run did not drain.
+    """
     started = time.monotonic()
     step("starting the embedded stack (broker, PostgreSQL, schema registry)")
     for name, status in stack.up().items():
@@ -241,7 +263,8 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
             service.stop()
     step("report")
     ledger_settings = settings.model_copy(update={"database": DatabaseSettings(url=SecretStr(ledger))})
-    click.echo(render(ledger_settings, watcher.output, simulation, metrics, drained, lag))
+    report = render(ledger_settings, watcher.output, simulation, metrics, drained, lag)
+    click.echo(report)
     if not options.keep:
         step("shutting down")
         stack.down()
@@ -249,6 +272,11 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
         f"done in {time.monotonic() - started:.0f}s"
         + ("" if drained else " (deadline reached before drained)")
     )
+    problem = outcome_problem(report, drained)
+    if problem is not None:
+        # A demo whose outcome is wrong must fail the make target that ran it (exit 1, one line).
+        click.echo(f"revstream: error: {problem}", err=True)
+        sys.exit(1)
 
 
 def demo_home(settings: Settings) -> Path:

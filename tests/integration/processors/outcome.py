@@ -11,12 +11,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from processors.rules.recognition import CASH, SERVICES_REVENUE, SUBSCRIPTION_REVENUE, USAGE_REVENUE
+from processors.rules.recognition import CASH
 from schemas.models import ErpCommand, Invoice, JournalEntry, PaymentApplication
 from schemas.names import STAGES
 from tests.integration.processors.harness import Harness
 
-REVENUE_ACCOUNTS = (SUBSCRIPTION_REVENUE, SERVICES_REVENUE, USAGE_REVENUE)
+REVENUE_ACCOUNT_CLASS = "4"
+"""Every revenue account, the defaults and the products' own (the chart's class 4)."""
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Outcome:
                 continue
             month = f"{entry.posting_date.year:04d}-{entry.posting_date.month:02d}"
             for line in entry.lines:
-                if line.account in REVENUE_ACCOUNTS:
+                if line.account.startswith(REVENUE_ACCOUNT_CLASS):
                     months = result[command.legal_entity][entry.currency][month]
                     months[line.account] = months.get(line.account, 0) + line.credit_minor - line.debit_minor
         return _plain(result)

@@ -37,6 +37,8 @@ def reported_ledger(stack_settings: Settings) -> str:
         f.command("j-jan", f.journal_entry("je-jan", 3_000, "2400", "4000", posting_date=date(2026, 1, 31))),
         f.command("j-feb", f.journal_entry("je-feb", 3_000, "2400", "4000", posting_date=date(2026, 2, 28))),
         f.command("j-feb2", f.journal_entry("je-feb2", 250, "2410", "4010", posting_date=date(2026, 2, 10))),
+        # A product with GL accounts of its own: its revenue account shows like the defaults.
+        f.command("j-own", f.journal_entry("je-own", 700, "2420", "4020", posting_date=date(2026, 2, 28))),
         f.command(
             "j-use",
             f.journal_entry("je-use", 500, "1200", "4100", "EUR", date(2026, 2, 15)),
@@ -70,6 +72,7 @@ def test_report_sections(reported_ledger: str) -> None:
         ("LE-US", "USD", "2026-01", "4000", 3_000),
         ("LE-US", "USD", "2026-02", "4000", 3_000),
         ("LE-US", "USD", "2026-02", "4010", 250),
+        ("LE-US", "USD", "2026-02", "4020", 700),
     ]
     assert [(r.legal_entity, r.currency, r.bucket, r.invoices, r.open_minor) for r in report.ar_aging] == [
         ("LE-DE", "EUR", "current", 1, 22_000),

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from connectors.simulator import SimulationConfig, simulate
 from connectors.simulator.output import write_files
+from connectors.simulator.world import spec
 from revstream.cli import cli
 from schemas.names import EVENT_TYPES, MASTER_DATA_KINDS
 
@@ -152,18 +153,31 @@ def test_summary_revenue_and_mismatches_add_up(written: Path) -> None:
     invoiced = Counter[str]()
     metered: Counter[tuple[str, str]] = Counter()
     billed: Counter[tuple[str, str]] = Counter()
+    services: Counter[str] = Counter()
+    milestones_without_amount: list[str] = []
     for event in first.values():
         if event["event_type"] == "invoice_posted":
             for line in event["lines"]:
-                account = {"SUBSCRIPTION": "4000", "USAGE": "4100"}.get(line["kind"])
-                if account:
-                    invoiced[account] += line["amount_minor"]
+                if line["kind"] in ("SUBSCRIPTION", "USAGE"):
+                    # The product's own revenue account (the price book's), not a constant.
+                    invoiced[spec(line["product_id"].rsplit("-", 1)[0]).revenue_account] += line[
+                        "amount_minor"
+                    ]
+                if line["kind"] == "SERVICES":
+                    services[event["subscription_id"]] += line["amount_minor"]
                 if line["kind"] == "USAGE":
                     billed[(event["subscription_id"], line["period_start"][:7])] += line["quantity"]
         elif event["event_type"] == "usage_recorded":
             metered[(event["subscription_id"], event["window_start"][:7])] += event["quantity"]
         elif event["line_kind"] == "SERVICES_MILESTONE":
-            invoiced["4010"] += event["milestone_amount_minor"]
+            if event["milestone_amount_minor"] is None:
+                milestones_without_amount.append(event["subscription_id"])
+            else:
+                invoiced["4010"] += event["milestone_amount_minor"]
+    # A milestone without an amount recognises what was invoiced for its order line's product.
+    assert milestones_without_amount
+    invoiced["4010"] += sum(services[subscription] for subscription in milestones_without_amount)
+    assert "4020" in invoiced  # a product with accounts of its own
     # Spreading by month never creates or loses a minor unit.
     assert dict(by_account) == dict(invoiced)
     mismatches = {
