@@ -25,7 +25,7 @@ import faust
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from processors.agents.batches import EventAgent, FailurePolicy
+from processors.agents.batches import BufferLimits, EventAgent, FailurePolicy
 from processors.agents.decode import EventDecoder
 from processors.agents.dedupe import DEDUPE
 from processors.agents.ledger import LEDGER, RECON
@@ -196,6 +196,7 @@ def build_app(
         serde,
         settings.kafka,
         fetch_max_wait_ms=EMBEDDED_FETCH_MAX_WAIT_MS if settings.embedded else None,
+        cache_max=worker.cache_entries_max,
     )
     app.reference_feed = master.feed
     master.feed.attempts = worker.failure_attempts
@@ -236,6 +237,13 @@ def build_app(
         ),
         prepare=lambda: _resolve_output_schemas(pipeline, catalog),
         on_fatal=exit_worker,
+        limits=BufferLimits(
+            per_partition=worker.buffered_records_per_partition,
+            parked=worker.parked_in_memory_max,
+            longest_wait_ms=int(worker.master_retry_backoff_max.total_seconds() * 1000),
+        ),
+        pause=lambda tps: app.consumer.pause_partitions(tps),
+        resume=lambda tps: app.consumer.resume_partitions(tps),
     )
     # Registering the topics with the conductor subscribes the consumer to them; their records then
     # take the batch path instead of a stream.

@@ -59,6 +59,7 @@ class ProcessorMetrics:
     batch_seconds: Histogram
     parked_in_memory: Gauge
     assigned_partitions: Gauge
+    paused_partitions: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ProcessorMetrics:
@@ -117,6 +118,11 @@ class ProcessorMetrics:
             assigned_partitions=Gauge(
                 "revstream_processor_assigned_partitions",
                 "Partitions of canonical and retry topics this worker owns (0 until it joined).",
+                registry=registry,
+            ),
+            paused_partitions=Gauge(
+                "revstream_processor_paused_partitions",
+                "Partitions paused because their records wait in memory (buffer limits reached).",
                 registry=registry,
             ),
         )  # fmt: skip

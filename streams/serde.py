@@ -103,6 +103,8 @@ UNKNOWN_ID_TTL_S: Final = 10.0
 """How long an id the registry answered 404 for is not asked again: a stream of records under an
 unknown id (another registry's, a deleted schema) would otherwise cost one request per record;
 a schema registered meanwhile is found after this long."""
+UNKNOWN_IDS_KEPT: Final = 10_000
+"""Unknown schema ids remembered at most (each for ``UNKNOWN_ID_TTL_S``)."""
 
 AVRO_ENCODE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
@@ -327,6 +329,17 @@ class AvroSerde:
         """
         return self._writer_by_id(schema_id).parsed
 
+    def _remember_unknown(self, schema_id: int) -> None:
+        now = time.monotonic()
+        unknown = self._unknown_until
+        if len(unknown) >= UNKNOWN_IDS_KEPT:
+            # Forged ids are unbounded in number: forget the expired ones, then the oldest.
+            for stale in [key for key, until in unknown.items() if until <= now]:
+                del unknown[stale]
+            while len(unknown) >= UNKNOWN_IDS_KEPT:
+                del unknown[next(iter(unknown))]
+        unknown[schema_id] = now + UNKNOWN_ID_TTL_S
+
     def _writer_by_id(self, schema_id: int) -> _Parsed:
         cached = self._writers.get(schema_id)
         if cached is not None:
@@ -340,7 +353,7 @@ class AvroSerde:
             registered = self._registry.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
-                self._unknown_until[schema_id] = time.monotonic() + UNKNOWN_ID_TTL_S
+                self._remember_unknown(schema_id)
                 raise UnknownSchemaIdError(
                     f"schema id {schema_id} is not in the registry (written against another registry, "
                     "or the schema was deleted)",

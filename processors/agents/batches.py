@@ -55,9 +55,25 @@ from processors.metrics import ProcessorMetrics
 from processors.outputs import OutputProducer, PartitionOffsets
 from processors.state import PartitionedTable, StateBatch
 
-__all__ = ["EventAgent", "FailurePolicy"]
+__all__ = ["BufferLimits", "EventAgent", "FailurePolicy"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BufferLimits:
+    """What a worker holds in memory before it pauses the partitions that feed it.
+
+    Like Kafka Streams' ``buffered.records.per.partition``: an input partition with this many
+    records held (waiting for their turn) is paused until they are processed; the retry topic's
+    partitions are paused while this many parked records wait in memory for their due time. A
+    parked record whose due time lies further ahead than the longest back-off (a forged or
+    corrupted header) is held only that long.
+    """
+
+    per_partition: int = 10_000
+    parked: int = 20_000
+    longest_wait_ms: int = 300_000
 
 
 @dataclass(frozen=True)
@@ -134,9 +150,17 @@ class EventAgent:
         policy: FailurePolicy | None = None,
         prepare: Callable[[], None] | None = None,
         on_fatal: Callable[[str], None] | None = None,
+        limits: BufferLimits | None = None,
+        pause: Callable[[set[Any]], None] | None = None,
+        resume: Callable[[set[Any]], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.policy = policy or FailurePolicy()
+        self.limits = limits or BufferLimits()
+        self._pause = pause
+        self._resume = resume
+        self._paused: set[Any] = set()
+        self._retry_partitions: set[Any] = set()
         self._prepare = prepare
         self._on_fatal = on_fatal
         self.tables = list(tables)
@@ -192,19 +216,26 @@ class EventAgent:
         async with self._in_order:
             work.fresh = await self._release()
             self._take_retry_records(batches, work, now_ms)
+            self._apply_back_pressure()
             await self._run_in_chunks(work)
+        self._apply_back_pressure()
 
     def _take_retry_records(self, batches: Mapping[Any, list[Any]], work: _Work, now_ms: int) -> None:
+        latest_ms = now_ms + self.limits.longest_wait_ms
         for tp, messages in batches.items():
             if tp.topic != self.retry_topic:
                 continue
+            self._retry_partitions.add(tp)
             for message in messages:
                 headers, parked = read_parked(message.headers)
                 if parked is None:
                     work.invalid.append(message)
                     continue
-                waiting = _Waiting(parked.not_before_ms, self._next(), message, parked, headers)
-                if parked.not_before_ms <= now_ms:
+                # No back-off is longer than the configured maximum: a due time further ahead was
+                # not written by a worker and would hold the record in memory for good.
+                due_ms = min(parked.not_before_ms, latest_ms)
+                waiting = _Waiting(due_ms, self._next(), message, parked, headers)
+                if due_ms <= now_ms:
                     work.due.append(waiting)
                 else:
                     heapq.heappush(self._waiting, waiting)
@@ -246,6 +277,7 @@ class EventAgent:
         """
         async with self._fatal_on_escape("running due records"):
             await self._run_due()
+            self._apply_back_pressure()
 
     async def _run_due(self) -> None:
         if self._unacknowledged is not None and not self._lane.locked():
@@ -274,6 +306,8 @@ class EventAgent:
         """
         async with self._lane:
             self._generation += 1
+            self._paused -= revoked
+            self._retry_partitions -= revoked
             self._revocations = [*self._revocations[-15:], (self._generation, _pairs(revoked))]
             self._input.drop(revoked)
             kept = [w for w in self._waiting if (w.message.topic, w.message.partition) not in _pairs(revoked)]
@@ -282,6 +316,23 @@ class EventAgent:
             self.metrics.parked_in_memory.set(len(self._waiting))
             # Nothing of a revoked partition may reach a changelog after its new owner restored it.
             self._acknowledge(await self._delivered())
+
+    def _apply_back_pressure(self) -> None:
+        """Pause the partitions whose records pile up in memory; resume them once they drained."""
+        if self._pause is None or self._resume is None:
+            return
+        limits = self.limits
+        over = {tp for tp, held in self._input.held_per_partition().items() if held >= limits.per_partition}
+        if len(self._waiting) >= limits.parked:
+            over |= self._retry_partitions
+        pause, resume = over - self._paused, self._paused - over
+        if pause:
+            logger.info("pausing %d partition(s) whose records wait in memory", len(pause))
+            self._pause(pause)
+        if resume:
+            self._resume(resume)
+        self._paused = over
+        self.metrics.paused_partitions.set(len(over))
 
     def _next(self) -> int:
         self._sequence += 1

@@ -60,12 +60,15 @@ M = TypeVar("M", Customer, Product, LegalEntity)
 class MasterLookup(Mapping[str, M], Generic[M]):
     """Records of one kind by id: the decoded cache first, then the global table's store."""
 
-    def __init__(self, kind: str, table: Any, serde: AvroSerde) -> None:
+    def __init__(self, kind: str, table: Any, serde: AvroSerde, cache_max: int = 100_000) -> None:
         self.kind = kind
         self.table = table
         self._serde = serde
         self._model = MASTER_MODELS[kind]
         self._cache: dict[str, M] = {}
+        self.cache_max = cache_max
+        """Decoded records kept when a table holds them all (a miss decodes from the table again);
+        without a table (reference data) the cache is the store and keeps every id."""
         self.rejected = 0
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -81,8 +84,14 @@ class MasterLookup(Mapping[str, M], Generic[M]):
         record = self._decode(raw)
         if record is None:
             return default
-        self._cache[key] = record
+        self._remember(key, record)
         return record
+
+    def _remember(self, key: str, record: M) -> None:
+        if self.table is not None and len(self._cache) >= self.cache_max and key not in self._cache:
+            # The oldest entry goes (dicts keep insertion order): a bounded cache in front of the table.
+            del self._cache[next(iter(self._cache))]
+        self._cache[key] = record
 
     def __getitem__(self, key: str) -> M:
         record = self.get(key)
@@ -111,7 +120,7 @@ class MasterLookup(Mapping[str, M], Generic[M]):
             return
         current = self._cache.get(record_id)
         if current is None or master_newer(current, incoming):
-            self._cache[record_id] = incoming
+            self._remember(record_id, incoming)
 
     def decode_strict(self, raw: bytes) -> M:
         """Decode a master-data record of this kind.
@@ -153,6 +162,7 @@ class MasterData:
         *,
         reference: frozenset[str] = REFERENCE_KINDS,
         fetch_max_wait_ms: int | None = None,
+        cache_max: int = 100_000,
     ) -> None:
         self.lookups: dict[str, MasterLookup[Any]] = {}
         self.kind_of_topic: dict[str, str] = {}
@@ -161,7 +171,7 @@ class MasterData:
         records that do not decode (the feed ignores them, each worker reads them whole)."""
         reference_lookups: dict[str, MasterLookup[Any]] = {}
         for kind in MASTER_DATA_KINDS:
-            lookup: MasterLookup[Any] = MasterLookup(kind, None, serde)
+            lookup: MasterLookup[Any] = MasterLookup(kind, None, serde, cache_max)
             if kind in reference:
                 self.lookups[kind] = reference_lookups[catalog.master_topic(kind)] = lookup
                 self.reference_topics[catalog.master_topic(kind)] = kind

@@ -129,6 +129,10 @@ class InputBuffer:
         for tp in self._empty_since:
             self._empty_since[tp] = now
 
+    def held_per_partition(self) -> dict[Any, int]:
+        """How many records each partition has buffered."""
+        return {tp: len(messages) for tp, messages in self._held.items()}
+
     def partitions_waiting(self) -> set[Any]:
         """The partitions that have buffered records."""
         return set(self._held)

@@ -9,6 +9,7 @@ fault is retried with back-off and then stops the worker through ``on_fatal``.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from processors.agents import batches as batches_module
-from processors.agents.batches import EventAgent, FailurePolicy
+from processors.agents.batches import BufferLimits, EventAgent, FailurePolicy
 from processors.agents.failures import WorkerStoppedError
+from processors.agents.retry import Parked, park_headers
 from processors.metrics import ProcessorMetrics
 from processors.outputs import OutputProducer
 from processors.state import StateBatch
@@ -253,3 +255,40 @@ def test_records_of_a_partition_revoked_during_a_release_are_not_processed() -> 
     asyncio.run(agent.on_batch(fetch(0, 1, 2)))
     assert pipeline.seen == [0]
     assert "ack 1" not in log and "ack 2" not in log
+
+
+def test_a_forged_retry_record_due_in_ten_years_waits_no_longer_than_the_longest_back_off() -> None:
+    log: list[str] = []
+    agent, _, _ = make_agent(log)
+    agent.limits = BufferLimits(longest_wait_ms=2_000)
+    now_ms = int(time.time() * 1000)
+    forged = Parked(
+        1, now_ms + 10 * 365 * 86_400_000, now_ms, ("customer:C1",), "MASTER_DATA_MISSING", "t", 0, 5
+    )
+    record = Record("ns.retry.enrich", 0, 0, headers=tuple(park_headers([], forged)))  # type: ignore[arg-type]
+    asyncio.run(agent.on_batch({TP("ns.retry.enrich", 0): [record]}))
+    assert len(agent._waiting) == 1
+    assert agent._waiting[0].not_before_ms <= int(time.time() * 1000) + 2_000
+
+
+def test_partitions_whose_records_pile_up_in_memory_are_paused_then_resumed() -> None:
+    log: list[str] = []
+    paused: list[set[Any]] = []
+    resumed: list[set[Any]] = []
+    agent, pipeline, _ = make_agent(log)
+    agent.limits = BufferLimits(per_partition=2)
+    agent._pause, agent._resume = paused.append, resumed.append
+    holding = True
+
+    async def lagging() -> dict[Any, int]:
+        # The customers' partition 0 has unread records: events of partition 0 wait for them.
+        return {TP("ns.master.customer", 0): 5} if holding else {}
+
+    agent._lagging = lagging
+    pipeline.master.kind_of_topic = {"ns.master.customer": "customer"}  # type: ignore[attr-defined]
+    asyncio.run(agent.on_batch(fetch(0, 1, 2)))
+    events = TP("ns.events.invoice_posted", 0)
+    assert paused == [{events}] and pipeline.seen == []
+    holding = False
+    asyncio.run(agent.run_due())
+    assert resumed == [{events}] and pipeline.seen == [0, 1, 2]

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from processors.agents.decode import CORRUPT_RECORD, INVALID_RECORD, UNKNOWN_SCHEMA_ID, decode_reason
 from processors.agents.failures import record_fault, systemic_failure
+from processors.agents.master import MasterLookup
 from processors.errors import (
     InvalidPeriodError,
     MissingAmountError,
@@ -23,6 +24,7 @@ from processors.outputs import OutputProducer
 from processors.state import StateBatch
 from streams.errors import CorruptRecordError, InvalidRecordError, RecordEncodeError, UnknownSchemaIdError
 from streams.settings import KafkaSettings
+from tests.unit.processors import factories as f
 
 
 def test_the_records_faults_map_to_dead_letter_reasons_and_nothing_else_does():
@@ -195,3 +197,22 @@ def test_a_batch_tally_lands_in_the_metrics_with_bounded_labels():
     )
     assert value("revstream_processor_business_exceptions_total", {"reason": "USAGE_BILLING_MISMATCH"}) == 3
     assert value("revstream_processor_erp_commands_total", {"command_type": "JOURNAL_ENTRY"}) == 5
+
+
+class FakeSerde:
+    def decode_model(self, raw: bytes, model: Any, topic: str | None = None) -> Any:
+        return f.customer(raw.decode())
+
+
+def test_the_customer_cache_is_bounded_and_a_miss_reads_the_table_again() -> None:
+    table = {f"C{i}".encode(): f"C{i}".encode() for i in range(5)}
+    lookup: MasterLookup[Any] = MasterLookup("customer", table, FakeSerde(), cache_max=2)  # type: ignore[arg-type]
+    for i in range(5):
+        assert lookup.get(f"C{i}").customer_id == f"C{i}"
+    assert len(lookup._cache) == 2
+    assert lookup.get("C0").customer_id == "C0"  # evicted, read from the table again
+    # Reference data has no table behind its cache: nothing is evicted there.
+    products: MasterLookup[Any] = MasterLookup("product", None, FakeSerde(), cache_max=1)  # type: ignore[arg-type]
+    for i in range(3):
+        products._remember(f"P{i}", f.product(f"P{i}"))
+    assert len(products._cache) == 3
