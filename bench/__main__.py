@@ -3,7 +3,8 @@
 Writes ``bench/results/<timestamp>.json`` and ``latest.json``, ``latest.md`` (also printed) and
 ``latest.png``. Uses the running embedded stack (or ``REVSTREAM_*`` settings), else starts a
 temporary one. ``--quick`` uses tiny sizes (a smoke of the harness, figures meaningless).
-``--dedupe-rss`` measures only a worker's memory as its dedupe state grows (``dedupe_rss.json``).
+``--dedupe-rss`` measures only a worker's memory as its dedupe state grows (``dedupe_rss.json``);
+``--parked-rss`` only a worker's memory through a master-data outage (``parked_rss.json``).
 ``--lag-scrape`` measures only the lag exporter: one poll and one scrape of 50 groups x 60 partitions
 (``lag_scrape.json``).
 """
@@ -16,7 +17,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from bench import dedupe_rss, lag_scrape
+from bench import dedupe_rss, lag_scrape, parked_rss
 from bench.common import REPO_ROOT, bench_settings
 from bench.harness import FULL, QUICK, benchmark
 from bench.report import markdown, write
@@ -37,6 +38,10 @@ def main() -> None:
     )
     parser.add_argument("--dedupe-ids", type=int, default=5_000_000, help="distinct ids for --dedupe-rss")
     parser.add_argument(
+        "--parked-rss", action="store_true", help="only measure a worker's RSS through a master-data outage"
+    )
+    parser.add_argument("--parked-records", type=int, default=100_000, help="events parked for --parked-rss")
+    parser.add_argument(
         "--lag-scrape", action="store_true", help="only measure the lag exporter's poll and scrape"
     )
     parser.add_argument("--lag-groups", type=int, default=50, help="consumer groups for --lag-scrape")
@@ -52,12 +57,15 @@ def main() -> None:
         print(json.dumps(figures, indent=2))
         print(f"results: {lag_scrape.save(figures, args.out)}")
         return
-    if args.dedupe_rss:
+    if args.dedupe_rss or args.parked_rss:
         with bench_settings() as settings, tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
-            figures = dedupe_rss.run(settings, args.dedupe_ids, Path(logs))
+            if args.dedupe_rss:
+                name, figures = "dedupe_rss", dedupe_rss.run(settings, args.dedupe_ids, Path(logs))
+            else:
+                name, figures = "parked_rss", parked_rss.run(settings, args.parked_records, Path(logs))
         args.out.mkdir(parents=True, exist_ok=True)
         text = json.dumps(figures, indent=2)
-        (args.out / "dedupe_rss.json").write_text(text + "\n", encoding="utf-8")
+        (args.out / f"{name}.json").write_text(text + "\n", encoding="utf-8")
         print(text)
         return
     with bench_settings() as settings, tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
