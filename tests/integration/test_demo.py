@@ -11,18 +11,23 @@ from revstream.demo.run import outcome_problem
 from streams.stack import EmbeddedStack
 
 
-def test_demo_runs_the_pipeline_and_matches_the_ground_truth(tmp_path: Path) -> None:
+def run_demo(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run ``revstream demo`` as a user does, in a home of its own; the stack is down afterwards."""
     home = Path(tmp_path / "h")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVSTREAM_")}
     env["REVSTREAM_HOME"] = str(home)
     try:
-        command = ["demo", "--months", "2", "--customers", "12", "--deadline", "240"]
-        result = subprocess.run(
-            [sys.executable, "-m", "revstream", *command],
+        return subprocess.run(
+            [sys.executable, "-m", "revstream", "demo", *options],
             capture_output=True, text=True, env=env, timeout=400, cwd=tmp_path,
         )  # fmt: skip
     finally:
         EmbeddedStack(home).down()
+
+
+def test_demo_runs_the_pipeline_and_matches_the_ground_truth(tmp_path: Path) -> None:
+    home = Path(tmp_path / "h")
+    result = run_demo(tmp_path, "--months", "2", "--customers", "12", "--deadline", "240")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = result.stdout
     for section in ("Trial balance", "Revenue by month", "Pipeline", "Process intelligence"):
@@ -37,16 +42,7 @@ def test_demo_runs_the_pipeline_and_matches_the_ground_truth(tmp_path: Path) -> 
 
 def test_a_demo_that_does_not_drain_exits_non_zero_in_one_line(tmp_path: Path) -> None:
     home = Path(tmp_path / "h")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REVSTREAM_")}
-    env["REVSTREAM_HOME"] = str(home)
-    try:
-        command = ["demo", "--months", "1", "--customers", "2", "--deadline", "0.1"]
-        result = subprocess.run(
-            [sys.executable, "-m", "revstream", *command],
-            capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
-        )  # fmt: skip
-    finally:
-        EmbeddedStack(home).down()
+    result = run_demo(tmp_path, "--months", "1", "--customers", "2", "--deadline", "0.1")
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "deadline reached before drained" in result.stdout
     assert (

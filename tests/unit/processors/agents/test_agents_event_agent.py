@@ -24,15 +24,10 @@ from processors.metrics import ProcessorMetrics
 from processors.outputs import OutputProducer
 from processors.state import StateBatch
 from streams.settings import KafkaSettings
+from tests.unit.processors.agents.test_agents_ordering import TP
 from tests.unit.processors.agents.test_agents_plumbing import FakeProducer, FakeTable
 
 COMMANDS = "ns.erp.commands"
-
-
-@dataclass(frozen=True)
-class TP:
-    topic: str
-    partition: int
 
 
 @dataclass(frozen=True)
