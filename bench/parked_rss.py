@@ -81,10 +81,12 @@ def run(settings: Settings, records: int, logs: Path) -> dict[str, Any]:
             **child_env(settings, ns),
             "REVSTREAM_WORKER_DATA_DIR": str(logs / f"{ns.catalog.namespace}-worker"),
             "REVSTREAM_WORKER_WEB_PORT": str(port),
-            # Long waits: every parked record stays parked until the outage ends.
+            # Long waits: every parked record stays parked until the outage ends, and records come
+            # back from the retry topic well before they are due, so they wait in memory (with a
+            # short back-off a worker busy parking reads them back already due).
             "REVSTREAM_WORKER_MASTER_RETRY_ATTEMPTS": "1000",
-            "REVSTREAM_WORKER_MASTER_RETRY_BACKOFF": "5",
-            "REVSTREAM_WORKER_MASTER_RETRY_BACKOFF_MAX": "10",
+            "REVSTREAM_WORKER_MASTER_RETRY_BACKOFF": "20",
+            "REVSTREAM_WORKER_MASTER_RETRY_BACKOFF_MAX": "20",
         }
         log = logs / f"{ns.catalog.namespace}-worker.log"
         worker = ChildService("worker", ["worker"], env, log, port)
