@@ -38,7 +38,6 @@ import heapq
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from processors.agents.failures import (
@@ -49,7 +48,8 @@ from processors.agents.failures import (
 )
 from processors.agents.ordering import InputBuffer
 from processors.agents.pipeline import BatchContext, Pipeline
-from processors.agents.retry import Parked, backoff, read_parked
+from processors.agents.retry import backoff, read_parked
+from processors.agents.work import BufferLimits, FailurePolicy, Unacknowledged, Waiting, Work
 from processors.errors import InvalidRetryRecordError, OutputDeliveryError
 from processors.metrics import ProcessorMetrics
 from processors.outputs import OutputProducer, PartitionOffsets
@@ -58,79 +58,6 @@ from processors.state import PartitionedTable, StateBatch
 __all__ = ["BufferLimits", "EventAgent", "FailurePolicy"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BufferLimits:
-    """What a worker holds in memory before it pauses the partitions that feed it.
-
-    Like Kafka Streams' ``buffered.records.per.partition``: an input partition with this many
-    records held (waiting for their turn) is paused until they are processed; the retry topic's
-    partitions are paused while this many parked records wait in memory for their due time. A
-    parked record whose due time lies further ahead than the longest back-off (a forged or
-    corrupted header) is held only that long.
-    """
-
-    per_partition: int = 10_000
-    parked: int = 20_000
-    longest_wait_ms: int = 300_000
-
-
-@dataclass(frozen=True)
-class FailurePolicy:
-    """When a failing batch stops the worker (``processors/agents/failures.py``)."""
-
-    attempts: int = 6
-    share_max: float = 0.5
-    min_records: int = 50
-
-
-@dataclass(order=True)
-class _Waiting:
-    not_before_ms: int
-    sequence: int
-    message: Any = field(compare=False)
-    parked: Parked = field(compare=False)
-    headers: Sequence[tuple[str, bytes | None]] = field(compare=False)
-
-
-@dataclass
-class _Unacknowledged:
-    """A batch whose state is written and whose changelog records may still be in flight."""
-
-    state: StateBatch
-    messages: list[Any]
-
-
-@dataclass
-class _Work:
-    master: list[Any] = field(default_factory=list)
-    fresh: list[Any] = field(default_factory=list)
-    due: list[_Waiting] = field(default_factory=list)
-    invalid: list[Any] = field(default_factory=list)
-    generation: int = 0
-    """The agent's revocation count when the records were taken (see ``EventAgent._run``)."""
-
-    def without(self, revoked: set[tuple[str, int]]) -> _Work:
-        """The same work minus the records of ``revoked`` partitions."""
-
-        def ours(message: Any) -> bool:
-            return (message.topic, message.partition) not in revoked
-
-        return _Work(
-            master=[m for m in self.master if ours(m)],
-            fresh=[m for m in self.fresh if ours(m)],
-            due=[w for w in self.due if ours(w.message)],
-            invalid=[m for m in self.invalid if ours(m)],
-            generation=self.generation,
-        )
-
-    @property
-    def messages(self) -> list[Any]:
-        return [*self.master, *self.fresh, *(w.message for w in self.due), *self.invalid]
-
-    def __bool__(self) -> bool:
-        return bool(self.master or self.fresh or self.due or self.invalid)
 
 
 class EventAgent:
@@ -173,11 +100,11 @@ class EventAgent:
         # the later chunks of an earlier release, since a partition's records are processed in offset
         # order (reconciliation counts usage by offset watermark, processors/rules/reconcile.py).
         self._in_order = asyncio.Lock()
-        self._waiting: list[_Waiting] = []
+        self._waiting: list[Waiting] = []
         self._sequence = 0
         self._lagging: Callable[[], Awaitable[dict[Any, int]]] = lagging or _nothing_lagging
         self._input = InputBuffer()
-        self._unacknowledged: _Unacknowledged | None = None
+        self._unacknowledged: Unacknowledged | None = None
         self.batch_size = batch_size
         # Revocations so far, and the partitions each took: records taken before one (a later chunk
         # of a release, due records popped by the timer) must not run once their partition is gone.
@@ -205,7 +132,7 @@ class EventAgent:
             self._stop(f"{doing} failed with {type(exc).__name__}: {exc}")
 
     async def _on_batch(self, batches: Mapping[Any, list[Any]]) -> None:
-        work = _Work(generation=self._generation)
+        work = Work(generation=self._generation)
         now_ms = int(time.time() * 1000)
         master = self.pipeline.master
         for tp, messages in batches.items():
@@ -220,7 +147,7 @@ class EventAgent:
             await self._run_in_chunks(work)
         self._apply_back_pressure()
 
-    def _take_retry_records(self, batches: Mapping[Any, list[Any]], work: _Work, now_ms: int) -> None:
+    def _take_retry_records(self, batches: Mapping[Any, list[Any]], work: Work, now_ms: int) -> None:
         latest_ms = now_ms + self.limits.longest_wait_ms
         for tp, messages in batches.items():
             if tp.topic != self.retry_topic:
@@ -234,18 +161,18 @@ class EventAgent:
                 # No back-off is longer than the configured maximum: a due time further ahead was
                 # not written by a worker and would hold the record in memory for good.
                 due_ms = min(parked.not_before_ms, latest_ms)
-                waiting = _Waiting(due_ms, self._next(), message, parked, headers)
+                waiting = Waiting(due_ms, self._next(), message, parked, headers)
                 if due_ms <= now_ms:
                     work.due.append(waiting)
                 else:
                     heapq.heappush(self._waiting, waiting)
         self.metrics.parked_in_memory.set(len(self._waiting))
 
-    async def _run_in_chunks(self, work: _Work) -> None:
+    async def _run_in_chunks(self, work: Work) -> None:
         # Events held back while master data caught up come out at once: run them in batches of
         # the configured size, so that no single batch holds the whole backlog.
         size = self.batch_size
-        first = _Work(
+        first = Work(
             master=work.master,
             fresh=work.fresh[:size],
             due=work.due,
@@ -255,7 +182,7 @@ class EventAgent:
         if first:
             await self._run(first)
         for start in range(size, len(work.fresh), size):
-            await self._run(_Work(fresh=work.fresh[start : start + size], generation=work.generation))
+            await self._run(Work(fresh=work.fresh[start : start + size], generation=work.generation))
 
     async def _release(self) -> list[Any]:
         if not len(self._input):
@@ -287,11 +214,11 @@ class EventAgent:
             generation = self._generation
             released = await self._release()
             if released:
-                await self._run_in_chunks(_Work(fresh=released, generation=generation))
+                await self._run_in_chunks(Work(fresh=released, generation=generation))
         now_ms = int(time.time() * 1000)
         if not self._waiting or self._waiting[0].not_before_ms > now_ms:
             return
-        work = _Work(generation=self._generation)
+        work = Work(generation=self._generation)
         while self._waiting and self._waiting[0].not_before_ms <= now_ms:
             work.due.append(heapq.heappop(self._waiting))
         self.metrics.parked_in_memory.set(len(self._waiting))
@@ -338,7 +265,7 @@ class EventAgent:
         self._sequence += 1
         return self._sequence
 
-    def _still_ours(self, work: _Work) -> _Work:
+    def _still_ours(self, work: Work) -> Work:
         if work.generation == self._generation:
             return work
         revoked: set[tuple[str, int]] = set()
@@ -347,7 +274,7 @@ class EventAgent:
                 revoked |= pairs
         return work.without(revoked)
 
-    async def _run(self, work: _Work) -> None:
+    async def _run(self, work: Work) -> None:
         async with self._lane:
             work = self._still_ours(work)
             if not work:
@@ -399,7 +326,7 @@ class EventAgent:
         except OutputDeliveryError as exc:
             self._stop(str(exc))
 
-    async def _run_once(self, work: _Work) -> None:
+    async def _run_once(self, work: Work) -> None:
         started = time.perf_counter()
         pipeline = self.pipeline
         pipeline.decoder.prefetch(message.value for message in [*work.fresh, *(w.message for w in work.due)])
@@ -430,7 +357,7 @@ class EventAgent:
         ctx.state.detach()
         if len(ctx.state):
             ctx.state.changelog(self.outputs)
-        self._unacknowledged = _Unacknowledged(ctx.state, work.messages)
+        self._unacknowledged = Unacknowledged(ctx.state, work.messages)
         self._observe(ctx, len(work.messages), time.perf_counter() - started)
 
     def _acknowledge(self, delivered: PartitionOffsets) -> None:

@@ -11,8 +11,9 @@ changed, and :mod:`processors.agents.recon` reports each touched key once when t
 are done, so a batch raises at most one mismatch revision per key (its final standing difference).
 
 Keys: ``recon`` table by (subscription, metric, period); ``ledger`` table ``inv:<invoice id>`` (what
-a payment is applied against), ``sub:<subscription id>`` (its schedule ids and services lines, for
-milestones and re-spreads) and ``sch:<schedule id>`` (a revenue schedule in force).
+a payment is applied against), ``sub:<subscription id>`` (its schedule ids, order lines' products,
+invoiced services lines and the re-spreads it received: for milestones and re-spreads) and
+``sch:<schedule id>`` (a revenue schedule in force, with its invoiced plan and accounts).
 """
 
 from __future__ import annotations

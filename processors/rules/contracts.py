@@ -2,9 +2,12 @@
 
 Same id and time rules as :mod:`processors.rules.commands`. A subscription's ``version`` is the
 event time in epoch milliseconds (the ledger keeps the highest). A re-spread is prospective
-(DOMAIN.md): the not-yet-recognised remainder of each affected schedule is spread again by the
-daily rule from the effective date; the new version keeps the schedule's id and is followed by one
-adjusting entry (DR 2400 / CR 4000, or the reverse) per month whose amount changed.
+(DOMAIN.md): what was earned before the effective date stays, the rest of each affected schedule
+is spread again by the daily rule from that date; the new version keeps the schedule's id and is
+followed by one adjusting entry (DR deferred / CR revenue of the schedule's accounts, or the
+reverse) per month whose amount changed. Re-spreads are kept per subscription and folded into a
+schedule's invoiced plan in event-time order (:func:`fold_respreads`), whatever order they and
+the invoice arrived in.
 """
 
 from __future__ import annotations
