@@ -1,7 +1,9 @@
 """Errors raised by the processors: rule inputs outside a rule's domain and accounting defects.
 
-A processor never lets one of these escape its agent: each becomes a dead letter of the stage
-that raised it (the record is kept untouched and can be replayed once the cause is fixed).
+A rule's error is the record's fault: it becomes a dead letter of the stage that raised it (the
+record is kept untouched and can be replayed once the cause is fixed). Undelivered outputs and
+configurations the broker cannot serve are not: they stop the worker
+(``processors/agents/failures.py``).
 """
 
 from __future__ import annotations
