@@ -242,8 +242,9 @@ def build_app(
             parked=worker.parked_in_memory_max,
             longest_wait_ms=int(worker.master_retry_backoff_max.total_seconds() * 1000),
         ),
-        pause=lambda tps: app.consumer.pause_partitions(tps),
-        resume=lambda tps: app.consumer.resume_partitions(tps),
+        # Faust's own TP: resume_partitions adds what it is given to its active set unconverted.
+        pause=lambda tps: app.consumer.pause_partitions({TP(tp.topic, tp.partition) for tp in tps}),
+        resume=lambda tps: app.consumer.resume_partitions({TP(tp.topic, tp.partition) for tp in tps}),
     )
     # Registering the topics with the conductor subscribes the consumer to them; their records then
     # take the batch path instead of a stream.
