@@ -384,7 +384,7 @@ class WorkerSettings(_Frozen):
     """Attempts at a batch that fails for the infrastructure's fault before the worker stops."""
     failure_share_max: float = Field(default=0.5, gt=0, le=1)
     """A batch whose records fail the same way at more than this share stops the worker..."""
-    failure_share_min_records: int = Field(default=50, ge=1)
+    failure_share_min_records: int = Field(default=100, ge=1)
     """...when at least this many of them did (a few bad records are dead-lettered)."""
     buffered_records_per_partition: int = Field(default=10_000, ge=1)
     """Records held in memory per input partition before it is paused (Kafka Streams' setting)."""

@@ -40,7 +40,7 @@ class FailurePolicy:
 
     attempts: int = 6
     share_max: float = 0.5
-    min_records: int = 50
+    min_records: int = 100
 
 
 @dataclass(order=True)
