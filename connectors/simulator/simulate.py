@@ -41,12 +41,20 @@ ASSUMPTIONS: Final = (
     "standing differences once everything is in (a tolerance of 0); each is the billing platform's "
     "error or usage reported after its month was invoiced.",
     "Invoices with a usage mismatch are still posted (the exception is raised next to the posting).",
-    "Revenue per legal entity, currency, month (YYYY-MM) and account: 4000 subscription lines spread "
-    "by day over their service period with largest-remainder rounding (months after the horizon "
-    "included); 4100 usage lines in the month of the invoice's issued_on; 4010 services milestones "
-    "in the month of activated_at (UTC).",
-    "Amendments and revenue schedule adjustments only touch monthly-billed contracts and take effect "
-    "on the first of a month, so a prospective re-spread leaves every month's revenue as invoiced.",
+    "Revenue per legal entity, currency, month (YYYY-MM) and account, the account being the line's "
+    "product's revenue_account (4000, 4020 for ANALYTICS, 4100, 4010): subscription lines spread by "
+    "day over their service period with largest-remainder rounding (months after the horizon "
+    "included), then re-spread by every amendment (of their product) or schedule adjustment that "
+    "happened at or after their invoice, in event-time order, by DOMAIN.md's prospective rule; usage "
+    "lines in the month of the invoice's issued_on; services milestones in the month of activated_at "
+    "(UTC), for their own amount or, without one, what was invoiced on the subscription for their "
+    "order line's product.",
+    "A services milestone whose order line never arrives is dead-lettered recognise/"
+    "ORDER_LINE_NOT_FOUND; one without an amount whose product was never invoiced on the subscription "
+    "recognise/INVOICED_SERVICES_NOT_FOUND.",
+    "Amendments and the ordinary schedule adjustments touch monthly-billed contracts from the first "
+    "of a month (their re-spread changes nothing); some quarterly and annual contracts get an "
+    "adjustment from the 16th of a month inside an invoiced period, published before that invoice.",
     "Cash is the sum of payment_received amounts per legal entity and currency (DR 1000).",
 )
 
