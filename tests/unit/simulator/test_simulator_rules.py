@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from connectors.errors import SimulationConfigError
 from connectors.simulator import FaultRates, SimulationConfig, simulate
-from connectors.simulator.dates import add_months, largest_remainder, prorated, ratable_by_month
+from connectors.simulator.dates import add_months, largest_remainder, prorated, ratable_by_month, respread
 from schemas.models import (
     ContractAmended,
     Customer,
@@ -20,6 +20,7 @@ from schemas.models import (
     LineKind,
     QuoteApproved,
     RevenueScheduleAdjusted,
+    ServiceActivated,
 )
 
 
@@ -116,3 +117,44 @@ def test_business_invariants_hold_for_any_seed(seed: int, months: int) -> None:
         e.record.legal_entity for e in simulation.emissions if isinstance(e.record, EventEnvelope)
     }
     assert len(legal_entities) >= 2
+
+
+def test_the_simulators_own_respread_keeps_the_past_and_the_total() -> None:
+    plan = ratable_by_month(997, date(2026, 1, 10), date(2026, 5, 17))
+    again = respread(plan, date(2026, 1, 10), date(2026, 5, 17), date(2026, 2, 16))
+    assert sum(again.values()) == 997
+    assert again["2026-01"] == plan["2026-01"]
+    # February keeps its old amount x 15/28 days, rounded down, plus its share of the rest.
+    earned = plan["2026-02"] * 15 // 28
+    rest = ratable_by_month(997 - plan["2026-01"] - earned, date(2026, 2, 16), date(2026, 5, 17))
+    assert again["2026-02"] == earned + rest["2026-02"]
+    assert respread(plan, date(2026, 1, 10), date(2026, 5, 17), date(2026, 6, 1)) == plan
+
+
+def test_the_company_has_the_cases_that_exposed_the_ledger_defects() -> None:
+    simulation = simulate(SimulationConfig(months=14, seed=3, customers=40))
+    events = [e.record for e in simulation.emissions if isinstance(e.record, EventEnvelope)]
+    assert any(
+        isinstance(e, ServiceActivated) and e.milestone_amount_minor is None and e.line_id == "OL-4"
+        for e in events
+    )
+    published_at = {e.event_id: i for i, e in enumerate(events)}
+    invoices = [e for e in events if isinstance(e, InvoicePosted)]
+    ahead = [
+        adjustment
+        for adjustment in events
+        if isinstance(adjustment, RevenueScheduleAdjusted) and adjustment.effective_date.day == 16
+        for invoice in invoices
+        if invoice.subscription_id == adjustment.subscription_id
+        and invoice.occurred_at < adjustment.occurred_at
+        and published_at[adjustment.event_id] < published_at[invoice.event_id]
+    ]
+    assert ahead, "an adjustment from mid-month published ahead of the invoice it changes"
+    revenue_accounts = {
+        account
+        for currencies in simulation.summary["expected_revenue"].values()
+        for months in currencies.values()
+        for accounts in months.values()
+        for account in accounts
+    }
+    assert "4020" in revenue_accounts
