@@ -26,7 +26,6 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict
 
 from processors.rules.commands import (
-    CommandBuilder,
     invoice_posted_commands,
     invoice_schedules,
     payment_failed_commands,
@@ -35,11 +34,10 @@ from processors.rules.commands import (
 )
 from processors.rules.contracts import (
     Respread,
-    add_respreads,
     contract_renewed_commands,
     order_accepted_commands,
-    respread_commands,
     respread_of,
+    respread_schedule,
 )
 from processors.rules.recognition import AccountsOf, TrackedSchedule, default_accounts
 from processors.rules.reconcile import (
@@ -336,19 +334,14 @@ def _invoice(event: InvoicePosted, read: StateAccess, out: Transition, accounts_
         if tracked.schedule.schedule_id not in schedule_ids:
             schedule_ids.append(tracked.schedule.schedule_id)
             new.append(tracked)
-    # Re-spreads that arrived before this invoice apply to it now; its own commands stay the same
-    # bytes whatever arrived before, the re-spread follows them as further commands of the invoice.
-    builder = CommandBuilder(event)
-    builder.commands = commands
-    respread = {
-        item.schedule.schedule_id: item
-        for item in add_respreads(
-            builder, new, subscription.respreads, "re-spread received before the invoice"
-        )
-    }
+    out.commands.extend(commands)
+    # Re-spreads that arrived before this invoice apply to it now. Its own commands stay the same
+    # bytes whatever arrived before; each re-spread's commands follow, with the ids they would have
+    # had if it had arrived after the invoice.
     for tracked in new:
-        _store_schedule(respread.get(tracked.schedule.schedule_id, tracked), out)
-    out.commands.extend(builder.commands)
+        respread_commands, respread = respread_schedule(tracked, subscription.respreads)
+        out.commands.extend(respread_commands)
+        _store_schedule(respread, out)
     services = dict(subscription.invoiced_services)
     for line in event.lines:
         if line.kind is LineKind.SERVICES:
@@ -390,7 +383,10 @@ def _respread(event: ContractAmended | RevenueScheduleAdjusted, read: StateAcces
         _store_subscription(
             event.subscription_id, subscription.model_copy(update={"respreads": respreads}), out
         )
-    commands, updated = respread_commands(event, _load_schedules(read, subscription), respreads)
-    out.commands.extend(commands)
-    for tracked in updated:
-        _store_schedule(tracked, out)
+    for tracked in _load_schedules(read, subscription):
+        if tracked.schedule.subscription_id != event.subscription_id:
+            continue
+        commands, respread = respread_schedule(tracked, respreads)
+        out.commands.extend(commands)
+        if respread != tracked:
+            _store_schedule(respread, out)

@@ -87,18 +87,24 @@ def case_id(invoice_id: str) -> str:
 
 
 class CommandBuilder:
-    """Collects an event's commands in order; a command's position is its index in :attr:`commands`."""
+    """Collects an event's commands in order; a command's position is its index in :attr:`commands`.
 
-    def __init__(self, event: EventEnvelope) -> None:
+    ``scope``, when given, is part of every id too: commands an event causes for one schedule then
+    keep their ids whichever event's processing emitted them (a re-spread applied when it arrives,
+    or later, when the invoice it changes arrives).
+    """
+
+    def __init__(self, event: EventEnvelope, scope: str | None = None) -> None:
         self.event = event
         self.commands: list[ErpCommand] = []
+        self._id_base = event.event_id if scope is None else f"{event.event_id}|{scope}"
 
     def add(self, payload: Payload) -> None:
         """Wrap ``payload`` in the event's next command."""
         command_type = _COMMAND_TYPES[type(payload)]
         self.commands.append(
             ErpCommand(
-                command_id=command_id(self.event.event_id, command_type, len(self.commands)),
+                command_id=command_id(self._id_base, command_type, len(self.commands)),
                 command_type=command_type,
                 source_event_id=self.event.event_id,
                 correlation_id=self.event.correlation_id,
@@ -113,7 +119,7 @@ class CommandBuilder:
         self, posting_date: date, currency: str, description: str, lines: list[JournalLine]
     ) -> None:
         """Add a journal entry (balanced, or refused) unless every line is zero."""
-        entry_id = derive_id("journal-entry", self.event.event_id, len(self.commands))
+        entry_id = derive_id("journal-entry", self._id_base, len(self.commands))
         entry = journal_entry(entry_id, posting_date, currency, description, lines)
         if entry is not None:
             self.add(entry)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict
 
@@ -35,13 +35,11 @@ from schemas.models import (
 
 __all__ = [
     "Respread",
-    "add_respreads",
     "contract_renewed_commands",
     "fold_respreads",
     "order_accepted_commands",
-    "respread_commands",
     "respread_of",
-    "respread_reason",
+    "respread_schedule",
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,14 +107,20 @@ class Respread(BaseModel):
 
     Kept in the subscription's state, so that it also applies to a schedule whose invoice arrives
     after it (DOMAIN.md: arrival order across topics is not guaranteed) and so that re-spreads are
-    folded in event-time order whatever order they arrived in.
+    folded in event-time order whatever order they arrived in. It keeps what its commands carry
+    (the event's envelope), so they are the same whenever they are emitted.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_id: str
+    event_type: str
     occurred_ms: int
     effective_date: date
+    customer_id: str
+    legal_entity: str
+    correlation_id: str
+    why: str
     line_ids: tuple[str, ...] | None = None
     """Amended line ids (``None``: every schedule of the subscription)."""
     product_ids: tuple[str, ...] | None = None
@@ -129,19 +133,54 @@ class Respread(BaseModel):
             return True
         return tracked.schedule.line_id in self.line_ids or tracked.product_id in (self.product_ids or ())
 
+    def envelope(self) -> EventEnvelope:
+        """The envelope of the event it came from (what its commands are traced to)."""
+        return EventEnvelope(
+            event_id=self.event_id,
+            event_type=self.event_type,
+            occurred_at=datetime.fromtimestamp(self.occurred_ms / 1000, UTC),
+            source="revstream",
+            customer_id=self.customer_id,
+            legal_entity=self.legal_entity,
+            correlation_id=self.correlation_id,
+        )
+
 
 def respread_of(event: ContractAmended | RevenueScheduleAdjusted) -> Respread:
     """Return the re-spread an amendment (its lines) or an adjustment (every schedule) asks for."""
-    occurred_ms = epoch_millis(event.occurred_at)
+    why, line_ids, product_ids = event.value_of("reason", "contract amended"), None, None
     if isinstance(event, ContractAmended):
-        return Respread(
-            event_id=event.event_id,
-            occurred_ms=occurred_ms,
-            effective_date=event.effective_date,
-            line_ids=tuple(line.line_id for line in event.lines),
-            product_ids=tuple(line.product_id for line in event.lines),
-        )
-    return Respread(event_id=event.event_id, occurred_ms=occurred_ms, effective_date=event.effective_date)
+        line_ids = tuple(line.line_id for line in event.lines)
+        product_ids = tuple(line.product_id for line in event.lines)
+    return Respread(
+        event_id=event.event_id,
+        event_type=event.event_type,
+        occurred_ms=epoch_millis(event.occurred_at),
+        effective_date=event.effective_date,
+        customer_id=event.customer_id,
+        legal_entity=event.legal_entity,
+        correlation_id=event.correlation_id,
+        why=str(why),
+        line_ids=line_ids,
+        product_ids=product_ids,
+    )
+
+
+def _applicable(tracked: TrackedSchedule, respreads: Iterable[Respread]) -> list[Respread]:
+    return sorted(
+        (item for item in respreads if item.applies_to(tracked)), key=lambda r: (r.occurred_ms, r.event_id)
+    )
+
+
+def _base(tracked: TrackedSchedule) -> TrackedSchedule:
+    base = tracked.base_entries if tracked.base_entries is not None else tracked.schedule.entries
+    return tracked.model_copy(
+        update={
+            "schedule": tracked.schedule.model_copy(update={"entries": base}),
+            "base_entries": base,
+            "applied": (),
+        }
+    )
 
 
 def fold_respreads(tracked: TrackedSchedule, respreads: Iterable[Respread]) -> TrackedSchedule:
@@ -153,73 +192,65 @@ def fold_respreads(tracked: TrackedSchedule, respreads: Iterable[Respread]) -> T
     Raises:
         RuleInputError: from :func:`processors.rules.recognition.respread`.
     """
-    base = tracked.base_entries if tracked.base_entries is not None else tracked.schedule.entries
-    applicable = sorted(
-        (item for item in respreads if item.applies_to(tracked)), key=lambda r: (r.occurred_ms, r.event_id)
-    )
+    applicable = _applicable(tracked, respreads)
     if tuple(item.event_id for item in applicable) == tracked.applied:
         return tracked
-    current = tracked.model_copy(
-        update={"schedule": tracked.schedule.model_copy(update={"entries": base}), "base_entries": base}
-    )
+    current = _base(tracked)
     for item in applicable:
-        current = respread(current, item.effective_date) or current
-    return current.model_copy(update={"applied": tuple(item.event_id for item in applicable)})
+        current = _step(current, item)
+    return current
 
 
-def add_respreads(
-    out: CommandBuilder, schedules: Sequence[TrackedSchedule], respreads: Sequence[Respread], why: str
-) -> list[TrackedSchedule]:
-    """Fold ``respreads`` into ``schedules``; add each changed plan and its adjusting entries to ``out``.
-
-    Returns the schedules whose state changed (their plan, or only the re-spreads they record).
-
-    Raises:
-        RuleInputError: from the re-spread rule.
-    """
-    updated: list[TrackedSchedule] = []
-    for tracked in schedules:
-        new = fold_respreads(tracked, respreads)
-        if new == tracked:
-            continue
-        updated.append(new)
-        if new.schedule.entries == tracked.schedule.entries:
-            continue
-        out.add(new.schedule)
-        for month, recognition_date, difference in schedule_differences(tracked.schedule, new.schedule):
-            out.add_entry(
-                recognition_date,
-                new.schedule.currency,
-                f"re-spread {month} ({why}): invoice {new.schedule.invoice_id} line {new.schedule.line_id}",
-                recognition_lines(difference, memo=new.schedule.line_id, accounts=new.accounts),
-            )
-    return updated
+def _step(tracked: TrackedSchedule, item: Respread) -> TrackedSchedule:
+    new = respread(tracked, item.effective_date) or tracked
+    return new.model_copy(update={"applied": (*tracked.applied, item.event_id)})
 
 
-def respread_commands(
-    event: ContractAmended | RevenueScheduleAdjusted,
-    schedules: Sequence[TrackedSchedule],
-    respreads: Sequence[Respread],
-) -> tuple[list[ErpCommand], list[TrackedSchedule]]:
-    """Re-spread, from the effective date, the subscription's schedules the event changes.
+def _adjusting_commands(
+    item: Respread, old: TrackedSchedule, new: TrackedSchedule, tag: str = ""
+) -> list[ErpCommand]:
+    # Scoped by schedule: the same re-spread of the same schedule gets the same ids, whether it
+    # was applied when it arrived or when the invoice it changes arrived after it.
+    out = CommandBuilder(item.envelope(), scope=f"{new.schedule.schedule_id}{tag}")
+    out.add(new.schedule)
+    for month, recognition_date, difference in schedule_differences(old.schedule, new.schedule):
+        out.add_entry(
+            recognition_date,
+            new.schedule.currency,
+            f"re-spread {month} ({item.why}): invoice {new.schedule.invoice_id} line {new.schedule.line_id}",
+            recognition_lines(difference, memo=new.schedule.line_id, accounts=new.accounts),
+        )
+    return out.commands
 
-    ``schedules`` are the subscription's schedules in force and ``respreads`` every re-spread the
-    subscription has received, this event's included. An amendment changes the schedules whose
-    line id or product a changed line names; an adjustment every schedule. A schedule's total
-    stays what was invoiced (the deferred revenue it draws down); only what was not earned before
-    the effective date moves. Returns the commands (per changed schedule: its new version, then
-    one adjusting entry per month whose amount changed) and the schedules whose state changed,
-    which replace the old ones in the caller's state.
+
+def respread_schedule(
+    tracked: TrackedSchedule, respreads: Sequence[Respread]
+) -> tuple[list[ErpCommand], TrackedSchedule]:
+    """Fold the re-spreads that apply to ``tracked`` and not yet in it; return their commands.
+
+    Each newly applied re-spread posts its own step in event-time order (its new schedule version,
+    then one adjusting entry DR deferred / CR revenue, or the reverse, per month whose amount
+    changed), traced to its own event. When one arrives after a later one was applied, the steps
+    already posted are corrected by one more version and its differences, traced to the newest
+    re-spread applied. The plan posted always sums to the schedule's total.
 
     Raises:
         RuleInputError: from the re-spread rule.
     """
-    own = [tracked for tracked in schedules if tracked.schedule.subscription_id == event.subscription_id]
-    out = CommandBuilder(event)
-    updated = add_respreads(out, own, respreads, respread_reason(event))
-    return out.commands, updated
-
-
-def respread_reason(event: ContractAmended | RevenueScheduleAdjusted) -> str:
-    """Return what an entry's description says caused a re-spread."""
-    return "contract amended" if isinstance(event, ContractAmended) else event.reason
+    target = fold_respreads(tracked, respreads)
+    if target == tracked:
+        return [], tracked
+    commands: list[ErpCommand] = []
+    already = set(tracked.applied)
+    current, posted, last = _base(tracked), tracked, None
+    for item in _applicable(tracked, respreads):
+        following = _step(current, item)
+        if item.event_id not in already and following.schedule.entries != current.schedule.entries:
+            commands.extend(_adjusting_commands(item, posted if last is None else last, following))
+            last = following
+        current = following
+    end = last if last is not None else posted
+    if end.schedule.entries != target.schedule.entries:
+        newest = max(_applicable(tracked, respreads), key=lambda r: (r.occurred_ms, r.event_id))
+        commands.extend(_adjusting_commands(newest, end, target, tag="|correction"))
+    return commands, target

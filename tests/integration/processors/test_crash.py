@@ -80,6 +80,9 @@ def test_a_worker_killed_mid_run_and_restarted_emits_the_same_commands(
     # No offset commit before the kill: whatever the first worker finished (state written, outputs
     # delivered) is read again by the second, which must recognise it rather than drop it.
     uncommitted = {"REVSTREAM_WORKER_COMMIT_INTERVAL": "600", "REVSTREAM_WORKER_COMMIT_EVERY": "100000000"}
+    # Small batches: a whole backlog released at once in batches of 5,000 can be done between two
+    # looks at the metrics, and the kill would come after the last one.
+    uncommitted["REVSTREAM_WORKER_BATCH_SIZE"] = "300"
     first = worker_factory(harness.catalog.namespace, "w1", **RETRY_ENV, **uncommitted).wait_ready()
     target = len(reference.commands) / 4
     wait_until(lambda: commands_emitted(first) >= target, SETTLE_S, "a quarter of the commands", first)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from processors.errors import InvalidPeriodError, MissingAmountError, RuleInputError, UnbalancedEntryError
 from processors.rules.commands import (
+    CommandBuilder,
     case_id,
     command_id,
     invoice_posted_commands,
@@ -26,8 +27,8 @@ from processors.rules.contracts import (
     contract_renewed_commands,
     fold_respreads,
     order_accepted_commands,
-    respread_commands,
     respread_of,
+    respread_schedule,
 )
 from processors.rules.ids import epoch_millis
 from processors.rules.money import ratable_by_month
@@ -65,9 +66,10 @@ def _assert_balanced(entry: JournalEntry) -> None:
         assert (line.debit_minor == 0) != (line.credit_minor == 0)
 
 
-def _assert_envelopes(commands: list[ErpCommand], event_id: str = "E1") -> None:
+def _assert_envelopes(commands: list[ErpCommand], event_id: str = "E1", scope: str | None = None) -> None:
+    id_base = event_id if scope is None else f"{event_id}|{scope}"
     for position, command in enumerate(commands):
-        assert command.command_id == command_id(event_id, command.command_type, position)
+        assert command.command_id == command_id(id_base, command.command_type, position)
         assert command.source_event_id == event_id
         assert (command.customer_id, command.legal_entity, command.correlation_id) == (
             "C1",
@@ -347,14 +349,23 @@ def _lumpy(tracked: TrackedSchedule) -> TrackedSchedule:
 
 
 def _amend(event, schedules):
-    return respread_commands(event, schedules, (respread_of(event),))
+    """What the ledger does on an amendment: each of the subscription's schedules re-spread."""
+    commands, updated = [], []
+    for tracked in schedules:
+        if tracked.schedule.subscription_id != event.subscription_id:
+            continue
+        produced, new = respread_schedule(tracked, (respread_of(event),))
+        commands.extend(produced)
+        if new != tracked:
+            updated.append(new)
+    return commands, updated
 
 
 def test_an_amendment_from_mid_month_keeps_what_was_earned_before_and_respreads_the_rest() -> None:
     schedules = [_lumpy(schedules) for schedules in _year_schedule()]
     event = f.amendment(effective_date=date(2023, 7, 16), lines=(f.order_line("IL1", product_id="P9"),))
     commands, updated = _amend(event, schedules)
-    _assert_envelopes(commands)
+    _assert_envelopes(commands, scope=schedules[0].schedule.schedule_id)
     assert [t.schedule.line_id for t in updated] == ["IL1"]
     new = updated[0].schedule
     assert commands[0].payload == new and new.schedule_id == schedules[0].schedule.schedule_id
@@ -407,12 +418,30 @@ def test_respreads_fold_in_event_time_order_whatever_order_they_arrive_in() -> N
     items = (respread_of(early), respread_of(late))
     assert fold_respreads(tracked, items) == fold_respreads(tracked, items[::-1])
     # Applied one after the other as they arrive, the later one first, they end in the same plan.
-    _, after_late = respread_commands(late, [tracked], items[1:])
-    _, after_both = respread_commands(early, after_late, items[::-1])
-    assert after_both[0].schedule == fold_respreads(tracked, items).schedule
+    late_commands, after_late = respread_schedule(tracked, items[1:])
+    early_commands, after_both = respread_schedule(after_late, items[::-1])
+    assert after_both.schedule == fold_respreads(tracked, items).schedule
+    # Posted out of order, the adjusting entries still add up to the folded plan, month by month.
+    posted = {e.month: e.amount_minor for e in tracked.schedule.entries}
+    for entry in _entries([*late_commands, *early_commands]):
+        month = entry.posting_date.strftime("%Y-%m")
+        posted[month] += entry.lines[1].credit_minor - entry.lines[1].debit_minor
+    assert posted == {e.month: e.amount_minor for e in after_both.schedule.entries}
     # An invoice issued after a re-spread happened is not changed by it.
     newer = tracked.model_copy(update={"invoiced_at_ms": respread_of(late).occurred_ms + 1})
     assert fold_respreads(newer, items).schedule == newer.schedule
+
+
+def test_a_respreads_commands_are_its_own_whichever_event_brought_them_out() -> None:
+    # Applied when it arrives or when its invoice arrives later, the commands are the same: traced
+    # to the re-spread, with ids scoped by the schedule, never by the invoice's own positions.
+    tracked = _lumpy(_year_schedule()[0])
+    adjustment = f.adjustment(effective_date=date(2023, 7, 16), envelope={"event_id": "ADJ-1"})
+    commands, _ = respread_schedule(tracked, (respread_of(adjustment),))
+    assert commands and {c.source_event_id for c in commands} == {"ADJ-1"}
+    scoped = CommandBuilder(adjustment, scope=tracked.schedule.schedule_id)
+    scoped.add(commands[0].payload)
+    assert scoped.commands[0].command_id == commands[0].command_id
 
 
 def test_a_schedule_adjustment_respreads_every_running_schedule_of_the_subscription() -> None:
