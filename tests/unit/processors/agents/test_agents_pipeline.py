@@ -7,7 +7,6 @@ other failure propagates to the agent, which retries the batch and then stops th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import pytest
@@ -118,15 +117,17 @@ def test_a_good_record_emits_its_commands_and_keeps_its_state() -> None:
 
 
 def test_a_rules_refusal_dead_letters_the_record_whole() -> None:
-    reversed_period = f.invoice_line(period_start=date(2024, 3, 1), period_end=date(2024, 2, 1))
-    invoice = f.invoice(lines=(reversed_period,))
-    pipeline, producer = make(invoice)
+    # A milestone with neither an amount nor an order line: nothing tells what to recognise.
+    milestone = f.activation(milestone_amount_minor=None, line_id=None)
+    pipeline, producer = make(milestone)
     ctx = BatchContext(state=Store())
-    pipeline.process(message(invoice), ctx)
+    pipeline.process(message(milestone), ctx)
     assert topics(producer) == [CATALOG.deadletter_topic("recognise")]
     _, key, value, kwargs = producer.sent[0]
     letter = parse_dead_letter(key, value, kwargs["headers"])
-    assert letter.failure.reason_code == "INVALID_PERIOD" and letter.source.value == value
+    assert (
+        letter.failure.reason_code == "MISSING_AMOUNT" and letter.source.value == milestone.event_id.encode()
+    )
     # Its dedupe entry is gone with it, so a replay from the dead-letter topic is processed.
     assert all(value is None for (table, _, _), value in ctx.state.data.items() if table == "dedupe")
     assert not any(table == "ledger" for table, _, _ in ctx.state.data)
