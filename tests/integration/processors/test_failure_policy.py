@@ -17,7 +17,7 @@ from streams.wire import frame
 from tests.integration.processors.harness import Harness, WorkerProcess, wait_until
 from tests.unit.processors import factories as f
 
-WAIT_S = 60.0
+WAIT_S = 120.0
 
 
 def test_an_unreachable_registry_stops_the_worker_in_one_line_and_loses_nothing(
