@@ -40,6 +40,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
+from processors.agents.context import BatchContext
 from processors.agents.failures import (
     FAILURE_BACKOFF,
     FAILURE_BACKOFF_MAX,
@@ -47,7 +48,7 @@ from processors.agents.failures import (
     systemic_failure,
 )
 from processors.agents.ordering import InputBuffer
-from processors.agents.pipeline import BatchContext, Pipeline
+from processors.agents.pipeline import Pipeline
 from processors.agents.retry import backoff, read_parked
 from processors.agents.work import BufferLimits, FailurePolicy, Unacknowledged, Waiting, Work
 from processors.errors import InvalidRetryRecordError, OutputDeliveryError

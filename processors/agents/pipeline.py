@@ -21,10 +21,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from processors.agents.context import (
+    BatchContext,
+    Headers,
+    epoch_millis_of,
+    header_tuple,
+    source_position,
+    source_record,
+)
 from processors.agents.decode import Decoded, DecodeFailure, EventDecoder
 from processors.agents.dedupe import DEDUPE, DedupeEntry, Verdict, judge
 from processors.agents.failures import record_fault
@@ -41,13 +48,11 @@ from processors.agents.master import REFERENCE_KINDS, MasterData
 from processors.agents.recon import report_batch, track_parked_usage
 from processors.agents.retry import Parked, next_attempt, park_headers
 from processors.errors import DependencyMissingError, DuplicateIdConflictError, MasterKeyError
-from processors.metrics import BatchTally
 from processors.outputs import OutputProducer
 from processors.rules import policy
 from processors.rules.dedupe import fingerprint
 from processors.rules.enrich import missing_master_data
 from processors.rules.recognition import product_accounts
-from processors.rules.reconcile import ReconKey, SourcePosition
 from schemas.models import EventEnvelope
 from streams.deadletter import RECORD_TOO_LARGE, Failure, SourceRecord, dead_letter_record, oversized
 from streams.errors import RegistryUnavailableError, SerdeError
@@ -64,26 +69,6 @@ MASTER_DATA_MISSING: Final = "MASTER_DATA_MISSING"
 REFERENCE_FIRST_RETRY: Final = timedelta(milliseconds=200)
 UNREADABLE_MASTER_DATA: Final = "UNREADABLE_MASTER_DATA"
 INVALID_MASTER_KEY: Final = "INVALID_MASTER_KEY"
-
-Headers = Sequence[tuple[str, bytes | None]]
-
-
-@dataclass
-class BatchContext:
-    """What one batch accumulates besides its outputs: counts and per-record latencies."""
-
-    state: Any
-    """The batch's :class:`processors.state.StateBatch`."""
-    tally: BatchTally = field(default_factory=BatchTally.empty)
-    event_times: list[float] = field(default_factory=list)
-    """Event times (epoch seconds) of records that produced outputs or finished."""
-    ingest_times: list[float] = field(default_factory=list)
-    """Kafka timestamps (epoch seconds) of the same records."""
-    touched: dict[tuple[int, ReconKey], tuple[EventEnvelope, bool]] = field(default_factory=dict)
-    """(partition, reconciliation key) → the last event of the batch that changed it, and whether
-    its difference departed from the reported one at any point of the batch."""
-    triggers: dict[str, SourceRecord] = field(default_factory=dict)
-    """Event id → source record of the events in :attr:`touched` (dead-lettered if its report fails)."""
 
 
 class _StageFailedError(Exception):
@@ -124,7 +109,7 @@ class Pipeline:
     def process(self, message: Any, ctx: BatchContext) -> None:
         """Run one record read from a canonical topic through every stage."""
         topic, partition, offset = message.topic, message.partition, message.offset
-        source = _source(message)
+        source = source_record(message)
         if (too_large := oversized(source)) is not None:  # it could be neither parked nor kept whole
             self._dead_letter(ctx, source, "decode", RECORD_TOO_LARGE, too_large)
             return
@@ -132,7 +117,7 @@ class Pipeline:
         if isinstance(decoded, DecodeFailure):
             self._dead_letter(ctx, source, "decode", decoded.reason, decoded.error)
             return
-        now_ms = _millis(message.timestamp)
+        now_ms = epoch_millis_of(message.timestamp)
         digest = fingerprint(decoded.record)
         raw = ctx.state.get(DEDUPE, partition, decoded.event.event_id.encode())
         entry = DedupeEntry.decode(raw) if raw is not None else None
@@ -159,7 +144,7 @@ class Pipeline:
         Reference data (products, legal entities) is applied by every worker's own reader; read
         through the group it is only checked, so that an unreadable record is dead-lettered once.
         """
-        source = _source(message)
+        source = source_record(message)
         if (too_large := oversized(source)) is not None:  # its changelog record could not be written
             self._dead_letter(ctx, source, "decode", RECORD_TOO_LARGE, too_large)
             return
@@ -189,7 +174,7 @@ class Pipeline:
             parked.offset,
             message.key,
             message.value,
-            _headers(original_headers),
+            header_tuple(original_headers),
         )
         if (too_large := oversized(source)) is not None:  # parking it again would fail
             self._dead_letter(ctx, source, "enrich", RECORD_TOO_LARGE, too_large, parked)
@@ -203,7 +188,7 @@ class Pipeline:
 
     def dead_letter_invalid(self, message: Any, exc: BaseException, reason: str, ctx: BatchContext) -> None:
         """Dead-letter a retry-topic record that cannot be retried (stage ``enrich``)."""
-        self._dead_letter(ctx, _source(message), "enrich", reason, exc)
+        self._dead_letter(ctx, source_record(message), "enrich", reason, exc)
 
     # -- the stages after dedupe ------------------------------------------------------------------
 
@@ -234,7 +219,7 @@ class Pipeline:
                 self._park(message, source, event, parked, missing, ctx)
                 return
             if not out.exceptions:
-                position, retried = _position(source), parked is not None
+                position, retried = source_position(source), parked is not None
                 tolerance = self.worker.reconciliation_tolerance
                 self._stage("reconcile", lambda: reconcile(event, read, position, retried, tolerance, out))
                 self._stage("recognise", lambda: recognise(event, read, out, self._accounts_of))
@@ -358,7 +343,7 @@ class Pipeline:
                 f"`revstream dlq replay --reason {reason}`"
             )
             self._forget(event, source, ctx)
-            track_parked_usage(ctx.state, event, _position(source), dead_lettered=True)
+            track_parked_usage(ctx.state, event, source_position(source), dead_lettered=True)
             stage = "enrich" if master_missing else "recognise"
             self._dead_letter(ctx, source, stage, reason, exc, parked, attempts=attempts)
             return
@@ -369,7 +354,7 @@ class Pipeline:
         ctx.tally.processed["enrich", "parked"] += 1
         if parked is None:
             # Its copy counts when it comes back only while registered (processors/agents/recon.py).
-            track_parked_usage(ctx.state, event, _position(source), dead_lettered=False)
+            track_parked_usage(ctx.state, event, source_position(source), dead_lettered=False)
 
     def _forget(self, event: EventEnvelope, source: SourceRecord, ctx: BatchContext) -> None:
         key = event.event_id.encode()
@@ -414,30 +399,3 @@ class Pipeline:
 
 def _is_reference(missing: str) -> bool:
     return missing.split(":", 1)[0] in REFERENCE_KINDS
-
-
-def _source(message: Any) -> SourceRecord:
-    return SourceRecord(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.key,
-        message.value,
-        _headers(message.headers),
-    )
-
-
-def _position(source: SourceRecord) -> SourcePosition:
-    # Where the record was first read: a retried record's origin, from its retry headers.
-    return SourcePosition(source.topic, source.partition, source.offset)
-
-
-def _headers(headers: Headers | None) -> tuple[tuple[str, bytes | None], ...]:
-    # A null header value stays null in the dead letter: a replay gives back the record as read.
-    return tuple(headers or ())
-
-
-def _millis(timestamp_s: float | None) -> int:
-    if timestamp_s is None or timestamp_s <= 0:
-        return int(time.time() * 1000)
-    return int(timestamp_s * 1000)

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from processors.agents.context import BatchContext
 from processors.agents.decode import Decoded
-from processors.agents.pipeline import BatchContext, Pipeline
+from processors.agents.pipeline import Pipeline
 from processors.outputs import OutputProducer
 from processors.rules.enrich import MasterView
 from schemas.models import AvroRecord, BusinessException, ErpCommand, EventEnvelope
