@@ -35,6 +35,9 @@ class BusinessException(AvroRecord):
     subscription_id: Id | None = None
     metric: str | None = None
     period: str | None = None
+    exception_key: str | None = None
+    revision: AvroInt | None = None
+    resolution: str | None = None
 
 
 class Header(AvroRecord):
