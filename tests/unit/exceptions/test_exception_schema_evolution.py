@@ -31,9 +31,8 @@ def _roundtrip(record: dict[str, Any], writer: dict[str, Any], reader: dict[str,
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, fastavro.parse_schema(writer), record)
     buffer.seek(0)
-    result: dict[str, Any] = fastavro.schemaless_reader(
-        buffer, fastavro.parse_schema(writer), fastavro.parse_schema(reader)
-    )
+    result = fastavro.schemaless_reader(buffer, fastavro.parse_schema(writer), fastavro.parse_schema(reader))
+    assert isinstance(result, dict)
     return result
 
 
