@@ -85,6 +85,7 @@ class QueueRow:
     source_event_id: str
     correlation_id: str
     subscription_id: str | None
+    quote_id: str | None
     amount_minor: int | None
     currency: str | None
     quantity_difference: int | None
@@ -147,6 +148,7 @@ def apply_record(
         "event_type": str(exc["event_type"]),
         "correlation_id": str(exc["correlation_id"]),
         "subscription_id": exc.get("subscription_id"),
+        "quote_id": exc.get("quote_id"),
         "amount_minor": int(amount) if amount is not None else None,
         "currency": exc.get("currency"),
         "quantity_difference": int(quantity) if quantity is not None else None,

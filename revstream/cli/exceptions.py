@@ -6,6 +6,7 @@ import contextlib
 import getpass
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ import psycopg
 from prometheus_client import start_http_server
 from pydantic import TypeAdapter, ValidationError
 
-from connectors.errors import LedgerUnavailableError
+from connectors.errors import ConnectorError, LedgerUnavailableError
 from connectors.exceptions.consumer import ExceptionQueueConsumer
 from connectors.exceptions.metrics import QueueMetrics
 from connectors.exceptions.queue import QueueRow, age_bucket, breaches_sla
@@ -26,7 +27,10 @@ from connectors.ledger.database import connect
 from connectors.ledger.migrate import ensure_current
 from connectors.sink.config import SinkConfig
 from revstream.cli.common import echo_json, settings_for_cli
+from revstream.sdk import Publisher
+from schemas.models import DiscountApproved
 from streams.queue_settings import load_queue_settings
+from streams.settings import Settings
 
 __all__ = ["exceptions"]
 
@@ -54,8 +58,8 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 
 @contextlib.contextmanager
-def _store() -> Iterator[QueueStore]:
-    settings = settings_for_cli()
+def _store(settings: Settings | None = None) -> Iterator[QueueStore]:
+    settings = settings or settings_for_cli()
     with connect(settings.database.conninfo(), autocommit=True) as connection:
         try:
             ensure_current(connection)
@@ -223,3 +227,51 @@ def stats_command(as_json: bool) -> None:
             click.echo(f"    {reason:28} {count}")
     for currency, amount in stats["leakage_minor"].items():
         click.echo(f"  leakage {currency}: {amount} minor units")
+
+
+@exceptions.command("approve")
+@click.argument("ident", metavar="ID")
+@click.option("--by", "approver", required=True, help="Who approves (user id or e-mail).")
+@click.option(
+    "--level", type=click.IntRange(1), required=True, help="The approver's level in the discount matrix."
+)
+@click.option("--note", help="Why, for the audit trail.")
+def approve_command(ident: str, approver: str, level: int, note: str | None) -> None:
+    """Approve the discount of a DISCOUNT_NOT_APPROVED exception: publish a discount_approved event.
+
+    The event goes through the SDK to the canonical topic, as the CRM would send it; the worker
+    checks it against the discount matrix and segregation of duties (not the quote's creator) and
+    releases the held order, or raises APPROVAL_NOT_ALLOWED.
+    """
+    settings = settings_for_cli()
+    queue = load_queue_settings()
+    with _store(settings) as store:
+        row = store.find(ident)
+    if row.reason_code != "DISCOUNT_NOT_APPROVED" or row.quote_id is None:
+        raise ConnectorError(
+            f"exception {row.exception_key} is {row.reason_code}, not a quote's discount to approve"
+        )
+    if not row.is_open:
+        raise ConnectorError(f"exception {row.exception_key} is {row.status} already; nothing published")
+    event = DiscountApproved(
+        event_id=str(uuid.uuid4()),
+        occurred_at=_now(),
+        source="revstream-cli",
+        customer_id=row.customer_id,
+        legal_entity=row.legal_entity,
+        correlation_id=row.correlation_id,
+        approval_id=str(uuid.uuid4()),
+        quote_id=row.quote_id,
+        approver=approver,
+        level=level,
+        # What the level may approve at most; 0 for a level the matrix lacks (the worker refuses it).
+        max_discount_bp=queue.approval_levels.get(level, 0),
+        exception_id=row.exception_id,
+        note=note,
+    )
+    with Publisher(settings) as publisher:
+        publisher.publish(event).result(timeout=60)
+    who = f"{approver} (level {level})"
+    click.echo(
+        f"{row.exception_key}: approval {event.approval_id} of quote {row.quote_id} by {who} published"
+    )

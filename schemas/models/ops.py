@@ -38,6 +38,7 @@ class BusinessException(AvroRecord):
     exception_key: str | None = None
     revision: AvroInt | None = None
     resolution: str | None = None
+    quote_id: Id | None = None
 
 
 class Header(AvroRecord):

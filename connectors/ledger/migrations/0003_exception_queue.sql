@@ -14,6 +14,7 @@ CREATE TABLE exceptions (
     source_event_id    text NOT NULL,
     correlation_id     text NOT NULL,
     subscription_id    text,
+    quote_id           text,
     amount_minor       bigint,
     currency           char(3),
     quantity_difference bigint,

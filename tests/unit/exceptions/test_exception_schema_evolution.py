@@ -15,7 +15,7 @@ from schemas.models import BusinessException, ReasonCode
 from streams.registry.compat import CompatibilityLevel, check_compatibility
 from streams.registry.schema import parse_schema
 
-NEW_FIELDS = ("exception_key", "revision", "resolution")
+NEW_FIELDS = ("exception_key", "revision", "resolution", "quote_id")
 
 
 def _previous() -> dict[str, Any]:
@@ -66,7 +66,7 @@ def test_an_old_record_reads_with_the_new_schema_as_a_one_off_exception() -> Non
 def test_an_approval_refusal_read_by_an_old_consumer_is_unknown_not_a_failure() -> None:
     new = dict(schema_by_stem("business_exception").definition)
     record = {**OLD_RECORD, "reason_code": "APPROVAL_NOT_ALLOWED", "exception_key": None, "revision": None}
-    read = _roundtrip({**record, "resolution": None}, new, _previous())
+    read = _roundtrip({**record, "resolution": None, "quote_id": "Q1"}, new, _previous())
     assert read["reason_code"] == "UNKNOWN"
     assert ReasonCode("APPROVAL_NOT_ALLOWED") is ReasonCode.APPROVAL_NOT_ALLOWED
 
@@ -75,3 +75,27 @@ def test_the_change_is_fully_compatible_with_the_previous_version() -> None:
     new = parse_schema(json.dumps(schema_by_stem("business_exception").definition)).avro
     old = parse_schema(json.dumps(_previous())).avro
     assert check_compatibility(new, [(1, old)], CompatibilityLevel.FULL) == []
+
+
+def test_an_old_quote_reads_with_the_new_schema_without_a_known_creator() -> None:
+    new = dict(schema_by_stem("quote_approved").definition)
+    old = copy.deepcopy(new)
+    old["fields"] = [f for f in old["fields"] if f["name"] != "created_by"]
+    quote = {
+        "event_id": "Q-E1",
+        "occurred_at": datetime(2026, 1, 5, tzinfo=UTC),
+        "source": "crm",
+        "customer_id": "C1",
+        "legal_entity": "LE-DE",
+        "correlation_id": "K1",
+        "quote_id": "Q1",
+        "currency": "EUR",
+        "lines": [],
+        "approvals": [],
+    }
+    read = _roundtrip({**quote, "event_type": "quote_approved", "schema_version": 1}, old, new)
+    assert read["created_by"] is None
+    compat = check_compatibility(
+        parse_schema(json.dumps(new)).avro, [(1, parse_schema(json.dumps(old)).avro)], CompatibilityLevel.FULL
+    )
+    assert compat == []
