@@ -216,7 +216,7 @@ class ExceptionQueueConsumer:
 
     def _refresh_metrics(self, store: QueueStore) -> None:
         now = self.clock()
-        self.metrics.refresh(queue_stats(store.rows(Filters(), now), now))
+        self.metrics.refresh(queue_stats(store.rows(Filters(), now), now, store.holds(waiting_only=True)))
 
     # -- the database, with back-off ------------------------------------------------------------
 

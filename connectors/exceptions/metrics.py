@@ -1,4 +1,4 @@
-"""The queue's metrics for the dashboard: open work by team and reason, oldest age, SLA breaches."""
+"""The queue's metrics for the dashboard: open work by team and reason, oldest age, SLA breaches, holds."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class QueueMetrics:
     open: Gauge
     oldest_open: Gauge
     sla_breaches: Gauge
+    held_orders: Gauge
+    held_order_value: Gauge
     changes: Counter
     dead_lettered: Counter
 
@@ -42,6 +44,13 @@ class QueueMetrics:
             sla_breaches=Gauge(
                 "revstream_exceptions_sla_breaches", "Open exceptions past their due time.", ["team"],
                 registry=registry,
+            ),
+            held_orders=Gauge(
+                "revstream_exceptions_held_orders", "Orders held for a discount approval.", registry=registry,
+            ),
+            held_order_value=Gauge(
+                "revstream_exceptions_held_order_value_minor", "What held orders are worth (minor units).",
+                ["currency"], registry=registry,
             ),
             changes=Counter(
                 "revstream_exceptions_changes", "Queue rows raised, revised, re-opened or closed by records.",
@@ -64,3 +73,8 @@ class QueueMetrics:
         for team, count in stats.sla_breaches.items():
             self.sla_breaches.labels(team).set(count)
         self.oldest_open.set(stats.oldest_open_seconds or 0.0)
+        self.held_orders.set(stats.held["order_accepted"])
+        for labels in list(self.held_order_value._metrics):
+            self.held_order_value.labels(*labels).set(0)
+        for currency, value in stats.held_order_value_minor.items():
+            self.held_order_value.labels(currency).set(value)

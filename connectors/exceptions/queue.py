@@ -25,6 +25,7 @@ from streams.queue_settings import ExceptionQueueSettings
 __all__ = [
     "AGE_BUCKETS",
     "CLOSED",
+    "HELD",
     "Change",
     "ExceptionRecord",
     "QueueRow",
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 Status = Literal["open", "assigned", "resolved", "approved"]
 CLOSED: Final = frozenset({"resolved", "approved"})
+HELD: Final = "held"
 PIPELINE: Final = "pipeline"
 """The actor of the changes the pipeline's records make (people sign their own)."""
 
@@ -64,6 +66,11 @@ class ExceptionRecord:
     def key(self) -> str:
         """The queue row this record belongs to."""
         return str(self.exception.get("exception_key") or self.exception["exception_id"])
+
+    @property
+    def is_hold_notice(self) -> bool:
+        """Whether it notes a record held on the exception of its key (not a revision of it)."""
+        return self.exception.get("resolution") == HELD
 
     @property
     def revision(self) -> int:
@@ -189,10 +196,13 @@ def fold(
     """Return the changes of a batch of records over the ``stored`` rows, in record order.
 
     A key may change several times in one batch; each change is audited, the last one stands.
+    Hold notices change no row (:meth:`QueueStore.apply` records them apart).
     """
     rows = dict(stored)
     changes = []
     for record in records:
+        if record.is_hold_notice:
+            continue
         change = apply_record(rows.get(record.key), record, settings)
         if change is not None:
             rows[record.key] = change.row

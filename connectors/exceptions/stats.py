@@ -1,4 +1,4 @@
-"""What the queue adds up to at a moment: open work by team and reason, ages, SLA breaches, leakage.
+"""What the queue adds up to: open work by team and reason, ages, SLA breaches, leakage, held orders.
 
 Pure: computed from the rows and an explicit ``now``, so ``exceptions stats``, the demo's report
 and the metrics all say the same thing.
@@ -14,12 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from connectors.exceptions.queue import AGE_BUCKETS, QueueRow, age_bucket, breaches_sla
+from connectors.exceptions.store import Hold
 
 __all__ = ["QueueStats", "queue_stats"]
 
 logger = logging.getLogger(__name__)
 
 _LEAKAGE_REASON = "USAGE_BILLING_MISMATCH"
+HELD_ORDER = "order_accepted"
 
 
 @dataclass
@@ -39,6 +41,10 @@ class QueueStats:
     oldest_open_seconds: float | None = None
     leakage_minor: Counter[str] = field(default_factory=Counter)
     """Under-billing of open usage mismatches, by currency (minor units)."""
+    held: Counter[str] = field(default_factory=Counter)
+    """Records waiting for an approval, by event type (``order_accepted``: held orders)."""
+    held_order_value_minor: Counter[str] = field(default_factory=Counter)
+    """What the held orders are worth, by currency (minor units)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the stats as JSON-ready data (what ``exceptions stats --json`` prints)."""
@@ -60,12 +66,21 @@ class QueueStats:
             "by_reason": dict(sorted(self.by_reason.items())),
             "by_age": {label: self.by_age[label] for label, _ in AGE_BUCKETS},
             "leakage_minor": dict(sorted(self.leakage_minor.items())),
+            "held": dict(sorted(self.held.items())),
+            "held_orders": self.held[HELD_ORDER],
+            "held_order_value_minor": dict(sorted(self.held_order_value_minor.items())),
         }
 
 
-def queue_stats(rows: Iterable[QueueRow], now: datetime) -> QueueStats:
-    """Return the stats of ``rows`` at ``now``."""
+def queue_stats(rows: Iterable[QueueRow], now: datetime, holds: Iterable[Hold] = ()) -> QueueStats:
+    """Return the stats of ``rows`` and of the records still ``holds`` holds, at ``now``."""
     stats = QueueStats(as_of=now)
+    for hold in holds:
+        if hold.released_at is not None:
+            continue
+        stats.held[hold.event_type] += 1
+        if hold.event_type == HELD_ORDER and hold.amount_minor is not None and hold.currency:
+            stats.held_order_value_minor[hold.currency] += hold.amount_minor
     for row in rows:
         if not row.is_open:
             stats.closed += 1

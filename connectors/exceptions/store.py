@@ -26,6 +26,7 @@ __all__ = [
     "AuditEntry",
     "ExceptionNotFoundError",
     "Filters",
+    "Hold",
     "QueueStore",
 ]
 
@@ -61,6 +62,21 @@ class AuditEntry:
     to_status: str
     note: str | None
     exception_id: str | None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A record waiting on an exception (an order held for its quote's discount approval)."""
+
+    exception_key: str
+    source_event_id: str
+    event_type: str
+    subscription_id: str | None
+    amount_minor: int | None
+    currency: str | None
+    reason: str
+    held_at: datetime
+    released_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,7 @@ class QueueStore:
                 stored = self._locked({record.key for record in records})
                 changes = fold(stored, records, self.settings)
                 self._write(changes)
+                self._write_holds(records, changes)
                 self._store_offsets(offsets, group)
             return changes
         except psycopg.Error as exc:
@@ -142,6 +159,53 @@ class QueueStore:
                 for c in changes
             ],
         )
+
+    def _write_holds(self, records: Sequence[ExceptionRecord], changes: Sequence[Change]) -> None:
+        notices = [r for r in records if r.is_hold_notice]
+        cursor = self.connection.cursor()
+        if notices:
+            # A notice delivered twice (at least once) is the same hold: the first one stands.
+            cursor.executemany(
+                "INSERT INTO exception_holds (exception_key, source_event_id, event_type, subscription_id,"
+                " amount_minor, currency, reason, held_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (exception_key, source_event_id) DO NOTHING",
+                [
+                    (
+                        r.key,
+                        r.exception["source_event_id"],
+                        r.exception["event_type"],
+                        r.exception.get("subscription_id"),
+                        r.exception.get("amount_difference_minor"),
+                        r.exception.get("currency"),
+                        r.exception["detail"],
+                        r.seen_at,
+                    )
+                    for r in notices
+                ],
+            )
+        approved = [(c.row.last_seen, c.row.exception_key) for c in changes if c.row.status == "approved"]
+        if approved:
+            cursor.executemany(
+                "UPDATE exception_holds SET released_at = %s"
+                " WHERE exception_key = %s AND released_at IS NULL",
+                approved,
+            )
+
+    def holds(self, key: str | None = None, waiting_only: bool = False) -> list[Hold]:
+        """Return the records held on row ``key`` (on every row when ``None``), oldest first."""
+        clauses: list[sql.Composable] = [sql.SQL("true")]
+        params: list[object] = []
+        if key is not None:
+            clauses.append(sql.SQL("exception_key = %s"))
+            params.append(key)
+        if waiting_only:
+            clauses.append(sql.SQL("released_at IS NULL"))
+        query = sql.SQL(
+            "SELECT exception_key, source_event_id, event_type, subscription_id, amount_minor, currency,"
+            " reason, held_at, released_at FROM exception_holds WHERE {} ORDER BY held_at, source_event_id"
+        ).format(sql.SQL(" AND ").join(clauses))
+        rows = self.connection.execute(query, params).fetchall()
+        return [Hold(*row) for row in rows]  # type: ignore[arg-type]
 
     def _store_offsets(self, offsets: Mapping[tuple[str, int], int], group: str) -> None:
         if not offsets:

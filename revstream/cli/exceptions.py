@@ -22,7 +22,7 @@ from connectors.exceptions.consumer import ExceptionQueueConsumer
 from connectors.exceptions.metrics import QueueMetrics
 from connectors.exceptions.queue import QueueRow, age_bucket, breaches_sla
 from connectors.exceptions.stats import queue_stats
-from connectors.exceptions.store import AuditEntry, Filters, QueueStore
+from connectors.exceptions.store import Filters, QueueStore
 from connectors.ledger.database import connect
 from connectors.ledger.migrate import ensure_current
 from connectors.sink.config import SinkConfig
@@ -76,10 +76,6 @@ def _row_dict(row: QueueRow, now: datetime) -> dict[str, Any]:
     data["age_bucket"] = age_bucket(row, now)
     data["sla_breached"] = breaches_sla(row, now)
     return data
-
-
-def _audit_dict(entry: AuditEntry) -> dict[str, Any]:
-    return asdict(entry)
 
 
 def _age(row: QueueRow, now: datetime) -> str:
@@ -174,8 +170,15 @@ def show_command(ident: str, as_json: bool) -> None:
     with _store() as store:
         row = store.find(ident)
         history = store.history(row.exception_key)
+        holds = store.holds(row.exception_key)
     if as_json:
-        echo_json({"exception": _row_dict(row, now), "history": [_audit_dict(e) for e in history]})
+        echo_json(
+            {
+                "exception": _row_dict(row, now),
+                "history": [asdict(e) for e in history],
+                "held": [asdict(h) for h in holds],
+            }
+        )
         return
     for name, value in _row_dict(row, now).items():
         click.echo(f"{name:20} {value}")
@@ -184,6 +187,12 @@ def show_command(ident: str, as_json: bool) -> None:
         note = f"  ({entry.note})" if entry.note else ""
         move = f"{entry.from_status or '-'} -> {entry.to_status}"
         click.echo(f"  {entry.at.isoformat()}  {entry.actor}: {entry.action} {move}{note}")
+    if holds:
+        click.echo("held on it:")
+    for hold in holds:
+        state = f"released {hold.released_at.isoformat()}" if hold.released_at else "waiting"
+        money = f" {hold.amount_minor} {hold.currency}" if hold.amount_minor is not None else ""
+        click.echo(f"  {hold.event_type} {hold.source_event_id}{money} ({state}): {hold.reason}")
 
 
 @exceptions.command("assign")
@@ -215,7 +224,7 @@ def stats_command(as_json: bool) -> None:
     """Open exceptions by team and reason, their ages, SLA breaches and leakage by currency."""
     now = _now()
     with _store() as store:
-        stats = queue_stats(store.rows(Filters(), now), now).as_dict()
+        stats = queue_stats(store.rows(Filters(), now), now, store.holds(waiting_only=True)).as_dict()
     if as_json:
         echo_json(stats)
         return
@@ -227,6 +236,10 @@ def stats_command(as_json: bool) -> None:
             click.echo(f"    {reason:28} {count}")
     for currency, amount in stats["leakage_minor"].items():
         click.echo(f"  leakage {currency}: {amount} minor units")
+    held = ", ".join(f"{v} {c}" for c, v in stats["held_order_value_minor"].items()) or "nothing"
+    click.echo(
+        f"held for approval: {stats['held_orders']} order(s) worth {held}; all records {stats['held']}"
+    )
 
 
 @exceptions.command("approve")

@@ -47,3 +47,20 @@ CREATE TABLE exception_audit (
 );
 
 CREATE INDEX exception_audit_by_key ON exception_audit (exception_key, audit_id);
+
+-- What waits on an exception: an order held for a discount approval and the invoices and payments
+-- of its subscription. Written from the worker's hold notices; released when the approval lands.
+CREATE TABLE exception_holds (
+    exception_key   text NOT NULL,
+    source_event_id text NOT NULL,
+    event_type      text NOT NULL,
+    subscription_id text,
+    amount_minor    bigint,
+    currency        char(3),
+    reason          text NOT NULL,
+    held_at         timestamptz NOT NULL,
+    released_at     timestamptz,
+    PRIMARY KEY (exception_key, source_event_id)
+);
+
+CREATE INDEX exception_holds_waiting ON exception_holds (exception_key) WHERE released_at IS NULL;
