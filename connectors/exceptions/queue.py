@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 Status = Literal["open", "assigned", "resolved", "approved"]
 CLOSED: Final = frozenset({"resolved", "approved"})
 HELD: Final = "held"
+RELEASED: Final = "released"
 PIPELINE: Final = "pipeline"
 """The actor of the changes the pipeline's records make (people sign their own)."""
 
@@ -69,8 +70,8 @@ class ExceptionRecord:
 
     @property
     def is_hold_notice(self) -> bool:
-        """Whether it notes a record held on the exception of its key (not a revision of it)."""
-        return self.exception.get("resolution") == HELD
+        """Whether it notes a record held (or released) on the exception of its key, not a revision."""
+        return self.exception.get("resolution") in (HELD, RELEASED)
 
     @property
     def revision(self) -> int:

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from connectors.errors import ConnectorError, LedgerUnavailableError
-from connectors.exceptions.queue import CLOSED, Change, ExceptionRecord, QueueRow, Status, fold
+from connectors.exceptions.queue import CLOSED, HELD, Change, ExceptionRecord, QueueRow, Status, fold
 from connectors.ledger.database import is_connection_error
 from streams.queue_settings import ExceptionQueueSettings
 
@@ -161,7 +161,12 @@ class QueueStore:
         )
 
     def _write_holds(self, records: Sequence[ExceptionRecord], changes: Sequence[Change]) -> None:
-        notices = [r for r in records if r.is_hold_notice]
+        notices = [r for r in records if r.is_hold_notice and r.exception.get("resolution") == HELD]
+        releases = [
+            (r.seen_at, r.key, r.exception["source_event_id"])
+            for r in records
+            if r.is_hold_notice and r.exception.get("resolution") != HELD
+        ]
         cursor = self.connection.cursor()
         if notices:
             # A notice delivered twice (at least once) is the same hold: the first one stands.
@@ -182,6 +187,12 @@ class QueueStore:
                     )
                     for r in notices
                 ],
+            )
+        if releases:
+            cursor.executemany(
+                "UPDATE exception_holds SET released_at = %s"
+                " WHERE exception_key = %s AND source_event_id = %s AND released_at IS NULL",
+                releases,
             )
         approved = [(c.row.last_seen, c.row.exception_key) for c in changes if c.row.status == "approved"]
         if approved:

@@ -1,12 +1,12 @@
-"""The hold stage: orders held for a discount approval, what waits with them, and their release.
+"""The hold stage: what waits for a discount approval, and its release.
 
 Runs after policy (``processors/agents/pipeline.py``), over the worker's ``ledger`` table:
-``hold:quote:<quote id>`` (a :class:`QuoteHold`), ``hold:sub:<subscription id>`` (the records
-that wait, byte for byte) and ``hold:inv:<invoice id>`` (a held invoice's subscription, for its
-payments, which name the invoice only). Like every state update of the worker it is returned, not
-written, and it is idempotent per source record: a redelivered record is held once (same
-coordinates), a re-processed approval after a crash re-queues the same records, whose commands
-carry the same ids (the sink applies them once).
+``hold:quote:<quote id>`` (a :class:`QuoteHold`) and ``hold:opp:<correlation id>`` (an
+:class:`OpportunityHold`: its current quote and the records that wait, byte for byte). Every event
+of one opportunity has the same key (the customer), so it is one partition's state. Like every
+state update of the worker it is returned, not written, and it is idempotent per source record: a
+redelivered record is held once (same coordinates); an approval re-processed after a crash
+re-queues the same records, whose commands carry the same ids (the sink applies them once).
 
 A release puts the held records on the retry topic, due at once, in the order they arrived; the
 retry stage then runs them through enrich and the later stages as if they had just been read,
@@ -26,22 +26,24 @@ from processors.codec import HotCodec
 from processors.metrics import BatchTally
 from processors.outputs import OutputProducer
 from processors.rules.approval import (
+    RELEASED,
     HeldRecord,
+    OpportunityHold,
     QuoteHold,
-    SubscriptionHold,
     approval_closures,
     held_amount,
     hold_notice,
     is_held_type,
     judge,
+    opportunity_after_quote,
     quote_hold,
     refusal,
 )
-from schemas.models import BusinessException, DiscountApproved, EventEnvelope, OrderAccepted, QuoteApproved
+from schemas.models import BusinessException, DiscountApproved, EventEnvelope, QuoteApproved
 from streams.deadletter import SourceRecord
 from streams.topics import TopicCatalog
 
-__all__ = ["HOLD_REASON", "HoldOutcome", "Holds"]
+__all__ = ["HOLD_REASON", "HoldOutcome", "Holds", "release_headers"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +54,8 @@ def _quote_key(quote_id: str) -> bytes:
     return b"hold:quote:" + quote_id.encode()
 
 
-def _subscription_key(subscription_id: str) -> bytes:
-    return b"hold:sub:" + subscription_id.encode()
-
-
-def _invoice_key(invoice_id: str) -> bytes:
-    return b"hold:inv:" + invoice_id.encode()
+def _opportunity_key(correlation_id: str) -> bytes:
+    return b"hold:opp:" + correlation_id.encode()
 
 
 @dataclass
@@ -82,6 +80,18 @@ class Holds:
         self.codec = codec
         self.outputs = outputs
 
+    def apply(
+        self, event: EventEnvelope, read: StateAccess, source: SourceRecord, out: Transition
+    ) -> HoldOutcome:
+        """Note, hold, release or refuse; add state updates and exceptions to ``out``."""
+        if isinstance(event, QuoteApproved):
+            return self._quote(event, read, out)
+        if isinstance(event, DiscountApproved):
+            return self._approve(event, read, out)
+        if out.exceptions or not is_held_type(event):
+            return HoldOutcome()
+        return self._hold(event, read, source, out)
+
     def deliver(self, outcome: HoldOutcome, tally: BatchTally) -> None:
         """Queue what a record's hold outcome produces (after the record's own outputs)."""
         topic = self.catalog.exceptions_topic
@@ -95,24 +105,23 @@ class Holds:
             )
             tally.processed["policy", "released"] += 1
 
-    def apply(
-        self, event: EventEnvelope, read: StateAccess, source: SourceRecord, out: Transition
-    ) -> HoldOutcome:
-        """Note, hold, release or refuse; add state updates and exceptions to ``out``."""
-        if isinstance(event, QuoteApproved):
-            self._note_quote(event, read, out)
-            return HoldOutcome()
-        if isinstance(event, DiscountApproved):
-            return self._approve(event, read, out)
-        if out.exceptions or not is_held_type(event):
-            return HoldOutcome()
-        return self._hold(event, read, source, out)
-
-    def _note_quote(self, quote: QuoteApproved, read: StateAccess, out: Transition) -> None:
+    def _quote(self, quote: QuoteApproved, read: StateAccess, out: Transition) -> HoldOutcome:
         previous = _load_quote(read, quote.quote_id)
         hold = quote_hold(quote, out.exceptions, previous)
         if hold is not None and hold != previous:
             out.updates.append((LEDGER, _quote_key(quote.quote_id), hold.model_dump_json().encode()))
+        current = _load_opportunity(read, quote.correlation_id)
+        after = opportunity_after_quote(quote, hold, current)
+        if after is None or after == current:
+            return HoldOutcome()
+        out.updates.append((LEDGER, _opportunity_key(quote.correlation_id), after.model_dump_json().encode()))
+        if current is None or after.standing or not current.records:
+            return HoldOutcome()
+        # A corrected quote that needs no approval releases what waited on the one it replaces; the
+        # queue hears which records no longer wait. The quote's own outputs still go out as usual.
+        replaced = _load_quote(read, current.quote_id)
+        notices = [hold_notice(replaced, r, quote, RELEASED) for r in current.records] if replaced else []
+        return HoldOutcome(released=list(current.records), notices=notices)
 
     def _approve(self, approval: DiscountApproved, read: StateAccess, out: Transition) -> HoldOutcome:
         hold = _load_quote(read, approval.quote_id)
@@ -124,46 +133,25 @@ class Holds:
             logger.info("approval %s changes nothing: %s", approval.approval_id, verdict.detail)
             return HoldOutcome(done=True)
         outcome = HoldOutcome(done=True, notices=approval_closures(hold, approval))
-        for subscription_id in hold.subscriptions:
-            held = _load_subscription(read, subscription_id)
-            if held is None:
-                continue
-            outcome.released.extend(held.records)
-            released = held.model_copy(update={"records": (), "released": True})
-            out.updates.append(
-                (LEDGER, _subscription_key(subscription_id), released.model_dump_json().encode())
-            )
         approved = hold.model_copy(
             update={"approved_by": approval.approver, "approval_event_id": approval.event_id}
         )
         out.updates.append((LEDGER, _quote_key(hold.quote_id), approved.model_dump_json().encode()))
+        current = _load_opportunity(read, hold.correlation_id)
+        if current is not None and current.quote_id == hold.quote_id and current.standing:
+            outcome.released.extend(current.records)
+            released = current.released(hold.quote_id)
+            out.updates.append(
+                (LEDGER, _opportunity_key(hold.correlation_id), released.model_dump_json().encode())
+            )
         return outcome
 
     def _hold(
         self, event: EventEnvelope, read: StateAccess, source: SourceRecord, out: Transition
     ) -> HoldOutcome:
-        subscription_id = event.value_of("subscription_id")
-        invoice_id = event.value_of("invoice_id")
-        if subscription_id is None and invoice_id is not None:
-            raw = read(LEDGER, _invoice_key(invoice_id))
-            subscription_id = raw.decode() if raw is not None else None
-        if subscription_id is None:
+        current = _load_opportunity(read, event.correlation_id)
+        if current is None or not current.standing:
             return HoldOutcome()
-        held = _load_subscription(read, subscription_id)
-        if held is not None and held.released:
-            return HoldOutcome()
-        quote: QuoteHold | None = None
-        if held is None:
-            quote_id = event.quote_id if isinstance(event, OrderAccepted) else None
-            quote = _load_quote(read, quote_id) if quote_id else None
-            if quote is None or not quote.standing:
-                return HoldOutcome()
-            held = SubscriptionHold(subscription_id=subscription_id, quote_id=quote.quote_id)
-            subscriptions = tuple(dict.fromkeys((*quote.subscriptions, subscription_id)))
-            quote = quote.model_copy(update={"subscriptions": subscriptions})
-            out.updates.append((LEDGER, _quote_key(quote.quote_id), quote.model_dump_json().encode()))
-        else:
-            quote = _load_quote(read, held.quote_id)
         record = HeldRecord(
             event_id=event.event_id,
             event_type=event.event_type,
@@ -176,11 +164,9 @@ class Holds:
             amount_minor=held_amount(event),
             currency=event.value_of("currency"),
         )
-        out.updates.append(
-            (LEDGER, _subscription_key(subscription_id), held.with_record(record).model_dump_json().encode())
-        )
-        if event.event_type == "invoice_posted" and invoice_id is not None:
-            out.updates.append((LEDGER, _invoice_key(invoice_id), subscription_id.encode()))
+        held = current.with_record(record)
+        out.updates.append((LEDGER, _opportunity_key(event.correlation_id), held.model_dump_json().encode()))
+        quote = _load_quote(read, current.quote_id)
         notices = [hold_notice(quote, record, event)] if quote is not None else []
         return HoldOutcome(done=True, notices=notices)
 
@@ -206,6 +192,6 @@ def _load_quote(read: StateAccess, quote_id: str) -> QuoteHold | None:
     return QuoteHold.model_validate_json(raw) if raw is not None else None
 
 
-def _load_subscription(read: StateAccess, subscription_id: str) -> SubscriptionHold | None:
-    raw = read(LEDGER, _subscription_key(subscription_id))
-    return SubscriptionHold.model_validate_json(raw) if raw is not None else None
+def _load_opportunity(read: StateAccess, correlation_id: str) -> OpportunityHold | None:
+    raw = read(LEDGER, _opportunity_key(correlation_id))
+    return OpportunityHold.model_validate_json(raw) if raw is not None else None

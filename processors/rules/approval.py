@@ -2,13 +2,20 @@
 
 A quote whose discount breaks the price book without an approval raises ``DISCOUNT_NOT_APPROVED``
 (``processors.rules.policy``) and leaves a :class:`QuoteHold`: the largest discount on the quote,
-who created it and the exceptions it raised. An order made from that quote is held (it produces
-no ERP commands), and so is every later event of the order's subscription that would post to the
-ledger; usage is not held (it posts nothing, and reconciliation compares it only with invoiced
-lines). A ``discount_approved`` event releases them when it is allowed: the approver is not the
-quote's creator (segregation of duties) and the discount matrix lets the approver's level approve
-the quote's largest discount. Otherwise it raises ``APPROVAL_NOT_ALLOWED`` and nothing is released.
-Once a quote is approved, later allowed approvals change nothing.
+who created it and the exceptions it raised. It also becomes the current quote of its opportunity
+(the ``correlation_id`` that links quote, order, invoice and payment), and while that quote waits
+for an approval every later event of the opportunity that would post to the ledger is held
+(:data:`HELD_EVENT_TYPES`: the order, its invoices and payments, milestones, contract changes);
+usage is not held (it posts nothing, and reconciliation compares it only with invoiced lines).
+Holding by opportunity rather than by subscription holds an invoice that arrives before its order
+too (arrival order across topics is not guaranteed), but not an event processed before the quote
+itself: publish a quote before what is made from it.
+
+What releases the opportunity: a ``discount_approved`` event that is allowed (the approver is not
+the quote's creator, segregation of duties, and the discount matrix lets the approver's level
+approve the quote's largest discount), or a later quote of the same opportunity that needs no
+approval (the sales team corrected the discount). A refused approval raises ``APPROVAL_NOT_ALLOWED``
+and releases nothing. Once a quote is approved, later allowed approvals change nothing.
 
 Everything here is pure; :mod:`processors.agents.holds` stores the holds and re-queues the records.
 """
@@ -29,13 +36,14 @@ __all__ = [
     "HELD_EVENT_TYPES",
     "HeldRecord",
     "QuoteHold",
-    "SubscriptionHold",
+    "OpportunityHold",
     "Verdict",
     "approval_closures",
     "hold_notice",
     "held_amount",
     "is_held_type",
     "judge",
+    "opportunity_after_quote",
     "quote_hold",
     "refusal",
 ]
@@ -54,22 +62,23 @@ HELD_EVENT_TYPES: Final = frozenset(
         "revenue_schedule_adjusted",
     }
 )
-"""Events of a held subscription that wait for the approval (everything that posts to the ledger)."""
+"""Events of a held opportunity that wait for the approval (everything that posts to the ledger)."""
 
 APPROVED: Final = "approved"
 HELD: Final = "held"
+RELEASED: Final = "released"
 
 
 class QuoteHold(BaseModel):
-    """A quote with a standing ``DISCOUNT_NOT_APPROVED``, the subscriptions held on it, its approval."""
+    """A quote with a ``DISCOUNT_NOT_APPROVED``, its opportunity, and its approval once given."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     quote_id: str
+    correlation_id: str
     required_bp: int
     created_by: str | None = None
     exception_ids: tuple[str, ...] = ()
-    subscriptions: tuple[str, ...] = ()
     approved_by: str | None = None
     approval_event_id: str | None = None
 
@@ -97,36 +106,34 @@ class HeldRecord(BaseModel):
     currency: str | None = None
 
 
-class SubscriptionHold(BaseModel):
-    """A subscription whose records wait for the approval of its quote's discount."""
+class OpportunityHold(BaseModel):
+    """An opportunity's current quote, whether it waits for an approval, and the records that wait."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    subscription_id: str
+    correlation_id: str
     quote_id: str
+    standing: bool
     records: tuple[HeldRecord, ...] = ()
-    released: bool = False
-    """Set by the approval; a released subscription holds nothing more."""
 
-    @property
-    def reason(self) -> str:
-        """Why its records wait, in words a person can act on."""
-        return f"waiting for an approval of quote {self.quote_id}'s discount (DISCOUNT_NOT_APPROVED)"
-
-    def with_record(self, record: HeldRecord) -> SubscriptionHold:
+    def with_record(self, record: HeldRecord) -> OpportunityHold:
         """Return the hold with ``record`` added (once: a redelivered record is the same record)."""
         if any(r.topic == record.topic and r.partition == record.partition and r.offset == record.offset
                for r in self.records):  # fmt: skip
             return self
         return self.model_copy(update={"records": (*self.records, record)})
 
+    def released(self, quote_id: str) -> OpportunityHold:
+        """Return it once ``quote_id`` (approved, or needing no approval) stands for the opportunity."""
+        return self.model_copy(update={"quote_id": quote_id, "standing": False, "records": ()})
+
 
 def quote_hold(
     quote: QuoteApproved, exceptions: Sequence[BusinessException], previous: QuoteHold | None
 ) -> QuoteHold | None:
-    """Return the hold a quote's policy exceptions leave (``None`` when its discounts are approved).
+    """Return the hold a quote's policy exceptions leave (``None`` when its discounts need no approval).
 
-    A quote seen again (a redelivery) keeps what its hold already knows: held subscriptions, approval.
+    A quote seen again (a redelivery) keeps what its hold already knows: its approval.
     """
     raised = tuple(e.exception_id for e in exceptions if e.reason_code is ReasonCode.DISCOUNT_NOT_APPROVED)
     if not raised:
@@ -135,8 +142,32 @@ def quote_hold(
     if previous is not None:
         return previous.model_copy(update={"required_bp": required, "created_by": quote.created_by})
     return QuoteHold(
-        quote_id=quote.quote_id, required_bp=required, created_by=quote.created_by, exception_ids=raised
+        quote_id=quote.quote_id,
+        correlation_id=quote.correlation_id,
+        required_bp=required,
+        created_by=quote.created_by,
+        exception_ids=raised,
     )
+
+
+def opportunity_after_quote(
+    quote: QuoteApproved, hold: QuoteHold | None, current: OpportunityHold | None
+) -> OpportunityHold | None:
+    """Return the opportunity as ``quote`` (with its ``hold``, if any) leaves it; ``None``: untouched.
+
+    A quote that waits for an approval becomes the current one and holds what follows; a quote
+    that needs none (or was approved) releases what its opportunity held.
+    """
+    waits = hold is not None and hold.standing
+    if current is None:
+        if not waits:
+            return None
+        return OpportunityHold(correlation_id=quote.correlation_id, quote_id=quote.quote_id, standing=True)
+    if current.quote_id == quote.quote_id and current.standing == waits:
+        return current  # a redelivery: nothing changes
+    if waits:
+        return current.model_copy(update={"quote_id": quote.quote_id, "standing": True})
+    return current.released(quote.quote_id)
 
 
 @dataclass(frozen=True)
@@ -219,14 +250,17 @@ def approval_closures(hold: QuoteHold, approval: DiscountApproved) -> list[Busin
     ]
 
 
-def hold_notice(hold: QuoteHold, held: HeldRecord, event: EventEnvelope) -> BusinessException:
+def hold_notice(
+    hold: QuoteHold, held: HeldRecord, event: EventEnvelope, resolution: str = HELD
+) -> BusinessException:
     """Return the queue's note that ``held`` waits on the quote's exception (``resolution`` ``held``).
 
     Not a new exception: it names the exception it waits on (``exception_key``), so that
-    ``exceptions show`` lists what an approval would release, with the amount held.
+    ``exceptions show`` lists what an approval would release, with the amount held. With
+    ``resolution`` ``released`` it says the record no longer waits (``event`` is then what released it).
     """
     return BusinessException(
-        exception_id=derive_id("hold", held.event_id, hold.quote_id),
+        exception_id=derive_id(resolution, held.event_id, hold.quote_id),
         reason_code=ReasonCode.DISCOUNT_NOT_APPROVED,
         source_event_id=held.event_id,
         event_type=held.event_type,
@@ -235,13 +269,15 @@ def hold_notice(hold: QuoteHold, held: HeldRecord, event: EventEnvelope) -> Busi
         correlation_id=event.correlation_id,
         detected_at=event.occurred_at,
         detail=f"{held.event_type} held: waiting for an approval of quote {hold.quote_id}'s discount"
-        f" ({hold.required_bp} bp)",
+        f" ({hold.required_bp} bp)"
+        if resolution == HELD
+        else f"{held.event_type} released by {event.event_type} {event.event_id}",
         amount_difference_minor=held.amount_minor,
         currency=held.currency,
         subscription_id=event.value_of("subscription_id"),
         quote_id=hold.quote_id,
         exception_key=hold.exception_ids[0] if hold.exception_ids else None,
-        resolution=HELD,
+        resolution=resolution,
     )
 
 
@@ -256,5 +292,5 @@ def held_amount(event: EventEnvelope) -> int | None:
 
 
 def is_held_type(event: EventEnvelope) -> bool:
-    """Whether ``event`` waits with its subscription while the subscription is held."""
+    """Whether ``event`` waits with its opportunity while the opportunity is held."""
     return event.event_type in HELD_EVENT_TYPES

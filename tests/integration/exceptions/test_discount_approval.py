@@ -139,8 +139,17 @@ def test_a_held_order_is_released_by_a_second_persons_approval_and_ends_as_if_ap
 ) -> None:
     held, approved = runs
     events, reference = chain(approved_from_the_start=False), chain(approved_from_the_start=True)
-    held.harness.publish(*events)
+    # The quote first, as CPQ sends it before the deal is booked: what is processed before the quote
+    # cannot know that it waits on it (arrival order across topics is not guaranteed).
+    held.harness.publish(events[0])
     approved.harness.publish(*reference)
+    wait_until(
+        lambda: held.exceptions(ReasonCode.DISCOUNT_NOT_APPROVED),
+        WAIT_S,
+        "the quote's exception",
+        held.worker,
+    )
+    held.harness.publish(*events[1:])
     posting = reference[1:]
 
     # Held: one open exception in the deal desk's queue, the order, invoice and payment waiting on it.

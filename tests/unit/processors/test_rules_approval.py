@@ -127,3 +127,18 @@ def test_the_order_and_what_waits_with_it_are_held_then_released_once_in_arrival
     # What was released is no longer held: it runs through the later stages when it comes back.
     back, _ = state.run(holds, f.invoice(envelope={"event_id": "I1"}), offset=3)
     assert not back.done
+
+
+def test_a_corrected_quote_that_needs_no_approval_releases_what_waited_on_the_opportunity() -> None:
+    holds = Holds(DEFAULT_APPROVAL_LEVELS, TopicCatalog("ns", 3, 1), codec=None, outputs=None)  # type: ignore[arg-type]
+    state = _State()
+    state.run(holds, UNAPPROVED)
+    # The invoice was read before the order (arrival order across topics): it waits all the same.
+    invoice, _ = state.run(holds, f.invoice(envelope={"event_id": "I1"}))
+    corrected = f.quote(lines=(f.quote_line(discount_bp=1000),), quote_id="Q2", envelope={"event_id": "Q2E"})
+    released, out = state.run(holds, corrected)
+    assert invoice.done and not released.done and not out.exceptions
+    assert [r.event_id for r in released.released] == ["I1"]
+    assert [(n.resolution, n.source_event_id) for n in released.notices] == [("released", "I1")]
+    order, _ = state.run(holds, f.order(envelope={"event_id": "O1"}, quote_id="Q2"))
+    assert not order.done
