@@ -2,8 +2,9 @@
 
 The simulated company corrects its unapproved quotes before ordering, so nothing of it is held.
 The demo adds one deal that was not: a new customer's quote with a 25 % discount and no approval,
-an order made from it and its annual invoice. The worker holds the order and the invoice; once the
-queue shows them waiting, a second person at the deal desk approves the discount (a
+then, once its exception is in the queue, an order made from it and its annual invoice. The worker
+holds the order and the invoice; once the queue shows them waiting, a second person at the deal
+desk approves the discount (a
 ``discount_approved`` event through the SDK, as the CRM would send it), and the deal reaches the
 ledger. The ground truth is recomputed with that quote approved, so the report's checks include it.
 """
@@ -27,6 +28,7 @@ from schemas.models import (
     BillingFrequency,
     Customer,
     DiscountApproved,
+    EventEnvelope,
     InvoiceLine,
     InvoicePosted,
     LineKind,
@@ -38,8 +40,19 @@ from schemas.models import (
 )
 from streams.queue_settings import ExceptionQueueSettings
 from streams.settings import Settings
+from streams.topics import TopicCatalog
 
-__all__ = ["APPROVER", "CREATOR", "HeldDeal", "approve", "held_deal", "waiting", "with_deal"]
+__all__ = [
+    "APPROVER",
+    "CREATOR",
+    "DISCOUNT_BP",
+    "HeldDeal",
+    "approve",
+    "book",
+    "held_deal",
+    "waiting",
+    "with_deal",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +71,9 @@ class HeldDeal:
     subscription_id: str
     invoice_id: str
     emissions: tuple[Emission, ...]
+    """The customer, the quote, the order and the invoice, in publish order."""
+    booking: tuple[EventEnvelope, ...]
+    """The order and its invoice: published once the quote's exception is in the queue."""
 
 
 def held_deal(simulation: Simulation) -> HeldDeal:
@@ -153,20 +169,33 @@ def held_deal(simulation: Simulation) -> HeldDeal:
         Emission("master", "customer", CUSTOMER_ID, customer),
         *(Emission("event", e.event_type, CUSTOMER_ID, e) for e in (quote, order, invoice)),
     )
-    return HeldDeal(quote.quote_id, order.order_id, order.subscription_id, invoice.invoice_id, emissions)
+    return HeldDeal(
+        quote.quote_id, order.order_id, order.subscription_id, invoice.invoice_id, emissions, (order, invoice)
+    )
 
 
-def with_deal(simulation: Simulation, deal: HeldDeal, approved: bool) -> Simulation:
-    """Return the simulation with the deal published last, and its ground truth (deal approved or held)."""
-    emissions = simulation.emissions
-    if deal.emissions[0] not in emissions:
-        emissions = (*emissions, *deal.emissions)
+def with_deal(simulation: Simulation, deal: HeldDeal, approved: bool) -> tuple[Simulation, Simulation]:
+    """Return what to publish first (the simulation, the customer and the quote) and the ground truth.
+
+    The ground truth's simulation has the whole deal in its emissions and the deal approved or held.
+    """
+    first = replace(simulation, emissions=(*simulation.emissions, *deal.emissions[:2]))
+    emissions = (*simulation.emissions, *deal.emissions)
     truth = expect(emissions, approved_quotes={deal.quote_id} if approved else ())
-    return replace(simulation, emissions=emissions, summary={**simulation.summary, **truth})
+    return first, replace(simulation, emissions=emissions, summary={**simulation.summary, **truth})
 
 
-def waiting(ledger: str, deal: HeldDeal) -> tuple[QueueRow, list[Hold]] | None:
-    """Return the deal's queue item once the queue shows its order and invoice held on it."""
+def book(settings: Settings, catalog: TopicCatalog, deal: HeldDeal) -> None:
+    """Publish the deal's order and invoice (through the SDK, as the CRM and billing would)."""
+    with Publisher(settings, catalog=catalog) as publisher:
+        for event in deal.booking:
+            publisher.publish(event)
+
+
+def waiting(
+    ledger: str, deal: HeldDeal, kinds: frozenset[str] = frozenset()
+) -> tuple[QueueRow, list[Hold]] | None:
+    """Return the deal's queue item once it is open and holds at least the ``kinds`` of records."""
     with connect(ledger, autocommit=True) as connection:
         store = QueueStore(connection, ExceptionQueueSettings())
         found = store.rows(Filters(reason="DISCOUNT_NOT_APPROVED"), datetime.now(UTC))
@@ -174,11 +203,12 @@ def waiting(ledger: str, deal: HeldDeal) -> tuple[QueueRow, list[Hold]] | None:
         if not rows:
             return None
         holds = store.holds(rows[0].exception_key, waiting_only=True)
-    kinds = {hold.event_type for hold in holds}
-    return (rows[0], holds) if {"order_accepted", "invoice_posted"} <= kinds else None
+    return (rows[0], holds) if kinds <= {hold.event_type for hold in holds} else None
 
 
-def approve(settings: Settings, row: QueueRow, level: int, max_discount_bp: int) -> DiscountApproved:
+def approve(
+    settings: Settings, catalog: TopicCatalog, row: QueueRow, level: int, max_discount_bp: int
+) -> DiscountApproved:
     """Publish the deal desk's approval of ``row`` (as the CRM would, through the SDK)."""
     event = DiscountApproved(
         event_id=str(uuid.uuid4()),
@@ -195,6 +225,6 @@ def approve(settings: Settings, row: QueueRow, level: int, max_discount_bp: int)
         exception_id=row.exception_id,
         note="demo: approved by a second person at the deal desk",
     )
-    with Publisher(settings) as publisher:
+    with Publisher(settings, catalog=catalog) as publisher:
         publisher.publish(event).result(timeout=60)
     return event

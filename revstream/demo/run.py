@@ -26,7 +26,7 @@ from connectors.ledger.migrate import migrate
 from connectors.simulator import SimulationConfig, simulate
 from connectors.simulator.output import publish_simulation
 from connectors.simulator.simulate import Simulation
-from revstream.demo.approval import DISCOUNT_BP, HeldDeal, approve, held_deal, waiting, with_deal
+from revstream.demo.approval import DISCOUNT_BP, HeldDeal, approve, book, held_deal, waiting, with_deal
 from revstream.demo.report import render
 from revstream.demo.services import ChildService
 from revstream.demo.watch import OutputWatcher, measure_lag
@@ -205,23 +205,35 @@ def _drain(
     return False
 
 
-def _approve_one(settings: Settings, ledger: str, deal: HeldDeal, services: list[ChildService]) -> list[str]:
+def _approve_one(
+    settings: Settings, catalog: TopicCatalog, ledger: str, deal: HeldDeal, services: list[ChildService]
+) -> list[str]:
     """Work the held deal through the queue: wait until it shows, approve it, wait for the ledger."""
     step("working one approval through: a deal booked before its discount was approved")
     found: list[Any] = []
 
-    def shown() -> bool:
-        found[:] = [waiting(ledger, deal)]
-        return found[0] is not None
+    def shown(kinds: frozenset[str]) -> Callable[[], bool]:
+        def check() -> bool:
+            found[:] = [waiting(ledger, deal, kinds)]
+            return found[0] is not None
 
-    _wait("the held deal in the queue", shown, 60, services)
+        return check
+
+    _wait("the quote's exception in the queue", shown(frozenset()), 60, services)
+    book(settings, catalog, deal)
+    _wait(
+        "the order and invoice held in the queue",
+        shown(frozenset({"order_accepted", "invoice_posted"})),
+        60,
+        services,
+    )
     row, holds = found[0]
     click.echo(
         f"    held in the {row.team} queue: {row.exception_key} ({', '.join(h.event_type for h in holds)})"
     )
     levels = load_queue_settings().approval_levels
     level = min(level for level, bp in levels.items() if bp >= DISCOUNT_BP)
-    event = approve(settings, row, level, levels[level])
+    event = approve(settings, catalog, row, level, levels[level])
     click.echo(
         f"    approved by {event.approver} at level {level}; waiting for the order to reach the ledger"
     )
@@ -258,8 +270,8 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
         SimulationConfig(months=options.months, seed=options.seed, customers=options.customers)
     )
     deal = held_deal(simulation)
-    simulation = with_deal(simulation, deal, approved=False)
-    counts = publish_simulation(simulation, settings, catalog)
+    published, simulation = with_deal(simulation, deal, approved=False)
+    counts = publish_simulation(published, settings, catalog)
     click.echo(
         f"    published {counts['events']} events, {counts['master']} master records, "
         f"{counts['raw']} raw fault records"
@@ -269,8 +281,8 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
     watcher = OutputWatcher(settings, catalog, AvroSerde.from_settings(settings.registry))
     try:
         drained = _drain(watcher, simulation, ledger, services, options.deadline_s)
-        story = _approve_one(settings, ledger, deal, services)
-        simulation = with_deal(simulation, deal, approved=True)
+        story = _approve_one(settings, catalog, ledger, deal, services)
+        _, simulation = with_deal(simulation, deal, approved=True)
         drained = _drain(watcher, simulation, ledger, services, options.deadline_s) and drained
         workers = [s for s in services if s.name.startswith("worker")]
         metrics: dict[str, Any] = {
