@@ -270,7 +270,8 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
         SimulationConfig(months=options.months, seed=options.seed, customers=options.customers)
     )
     deal = held_deal(simulation)
-    published, simulation = with_deal(simulation, deal, approved=False)
+    company = simulation
+    published, simulation = with_deal(company, deal, approved=False)
     counts = publish_simulation(published, settings, catalog)
     click.echo(
         f"    published {counts['events']} events, {counts['master']} master records, "
@@ -282,7 +283,7 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
     try:
         drained = _drain(watcher, simulation, ledger, services, options.deadline_s)
         story = _approve_one(settings, catalog, ledger, deal, services)
-        _, simulation = with_deal(simulation, deal, approved=True)
+        _, simulation = with_deal(company, deal, approved=True)
         drained = _drain(watcher, simulation, ledger, services, options.deadline_s) and drained
         workers = [s for s in services if s.name.startswith("worker")]
         metrics: dict[str, Any] = {
