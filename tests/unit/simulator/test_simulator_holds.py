@@ -40,6 +40,6 @@ def test_a_corrected_quote_releases_the_opportunity() -> None:
     emissions = (
         *company.emissions,
         *deal.emissions,
-        deal.emissions[1].__class__("event", "quote_approved", "k", corrected),
+        Emission("event", "quote_approved", "k", corrected),
     )
     assert expect(emissions)["expected_holds"] == []
