@@ -97,7 +97,8 @@ class Holds:
         topic = self.catalog.exceptions_topic
         for notice in outcome.notices:
             self.outputs.produce(topic, notice.customer_id.encode(), self.codec.encode(topic, notice))
-            tally.processed["policy", str(notice.resolution)] += 1
+            if notice.resolution != RELEASED:  # released records are counted below
+                tally.processed["policy", str(notice.resolution)] += 1
         for record in outcome.released:
             # The partition it was read from: the retry topic is co-partitioned with the inputs.
             self.outputs.produce(
