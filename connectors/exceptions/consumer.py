@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
@@ -28,8 +27,7 @@ from connectors.exceptions.metrics import QueueMetrics
 from connectors.exceptions.queue import ExceptionRecord
 from connectors.exceptions.stats import queue_stats
 from connectors.exceptions.store import Filters, QueueStore
-from connectors.ledger.database import connect
-from connectors.ledger.migrate import ensure_current
+from connectors.ledger.migrate import connect_current
 from connectors.ledger.writer import LedgerWriter
 from connectors.sink.backoff import Backoff
 from connectors.sink.batch import next_offsets
@@ -240,16 +238,7 @@ class ExceptionQueueConsumer:
 
     def _connect(self) -> QueueStore:
         if self._store is None:
-            connection = connect(self.settings.database.conninfo(), autocommit=True)
-            try:
-                ensure_current(connection)
-            except psycopg.OperationalError as exc:
-                connection.close()
-                raise LedgerUnavailableError(f"the ledger database went away ({exc})") from exc
-            except BaseException:
-                connection.close()
-                raise
-            self._store = QueueStore(connection, self.queue)
+            self._store = QueueStore(connect_current(self.settings.database.conninfo()), self.queue)
         return self._store
 
     def _disconnect(self) -> None:

@@ -20,6 +20,7 @@ from psycopg import sql
 from connectors.errors import ConnectorError, LedgerUnavailableError
 from connectors.exceptions.queue import CLOSED, HELD, Change, ExceptionRecord, QueueRow, Status, fold
 from connectors.ledger.database import is_connection_error
+from connectors.ledger.writer import store_offsets
 from streams.queue_settings import ExceptionQueueSettings
 
 __all__ = [
@@ -123,7 +124,7 @@ class QueueStore:
                 changes = fold(stored, records, self.settings)
                 self._write(changes)
                 self._write_holds(records, changes)
-                self._store_offsets(offsets, group)
+                store_offsets(self.connection, offsets, group)
             return changes
         except psycopg.Error as exc:
             if is_connection_error(exc):
@@ -217,17 +218,6 @@ class QueueStore:
         ).format(sql.SQL(" AND ").join(clauses))
         rows = self.connection.execute(query, params).fetchall()
         return [Hold(*row) for row in rows]  # type: ignore[arg-type]
-
-    def _store_offsets(self, offsets: Mapping[tuple[str, int], int], group: str) -> None:
-        if not offsets:
-            return
-        # GREATEST: a consumer that lost its partition in a rebalance must not move it backwards.
-        self.connection.cursor().executemany(
-            "INSERT INTO sink_offsets (consumer_group, topic, kafka_partition, next_offset) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE "
-            "SET next_offset = GREATEST(sink_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
-            [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()],
-        )
 
     # -- people's side ----------------------------------------------------------------------------
 

@@ -23,8 +23,7 @@ from connectors.exceptions.metrics import QueueMetrics
 from connectors.exceptions.queue import QueueRow, age_bucket, breaches_sla
 from connectors.exceptions.stats import queue_stats
 from connectors.exceptions.store import Filters, QueueStore
-from connectors.ledger.database import connect
-from connectors.ledger.migrate import ensure_current
+from connectors.ledger.migrate import connect_current
 from connectors.sink.config import SinkConfig
 from revstream.cli.common import echo_json, settings_for_cli
 from revstream.sdk import Publisher
@@ -60,9 +59,8 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @contextlib.contextmanager
 def _store(settings: Settings | None = None) -> Iterator[QueueStore]:
     settings = settings or settings_for_cli()
-    with connect(settings.database.conninfo(), autocommit=True) as connection:
+    with connect_current(settings.database.conninfo()) as connection:
         try:
-            ensure_current(connection)
             yield QueueStore(connection, load_queue_settings())
         except psycopg.OperationalError as exc:
             raise LedgerUnavailableError(
