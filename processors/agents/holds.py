@@ -1,8 +1,9 @@
 """The hold stage: what waits for a discount approval, and its release.
 
 Runs after policy (``processors/agents/pipeline.py``), over the worker's ``ledger`` table:
-``hold:quote:<quote id>`` (a :class:`QuoteHold`) and ``hold:opp:<correlation id>`` (an
-:class:`OpportunityHold`: its current quote and the records that wait, byte for byte). Every event
+``hold:quote:<customer id>/<quote id>`` (a :class:`QuoteHold`) and
+``hold:opp:<customer id>/<correlation id>`` (an :class:`OpportunityHold`: its current quote and the
+records that wait, byte for byte). Every event
 of one opportunity has the same key (the customer), so it is one partition's state. Like every
 state update of the worker it is returned, not written, and it is idempotent per source record: a
 redelivered record is held once (same coordinates); an approval re-processed after a crash
@@ -50,12 +51,14 @@ logger = logging.getLogger(__name__)
 HOLD_REASON = "HELD_FOR_APPROVAL"
 
 
-def _quote_key(quote_id: str) -> bytes:
-    return b"hold:quote:" + quote_id.encode()
+def _quote_key(customer_id: str, quote_id: str) -> bytes:
+    # Per customer, like everything of a partition's state: quote ids need not be unique across CPQs.
+    return b"hold:quote:" + f"{customer_id}\x1f{quote_id}".encode()
 
 
-def _opportunity_key(correlation_id: str) -> bytes:
-    return b"hold:opp:" + correlation_id.encode()
+def _opportunity_key(customer_id: str, correlation_id: str) -> bytes:
+    # The customer too: a correlation id is unique within its source system, not across customers.
+    return b"hold:opp:" + f"{customer_id}\x1f{correlation_id}".encode()
 
 
 @dataclass
@@ -107,25 +110,33 @@ class Holds:
             tally.processed["policy", "released"] += 1
 
     def _quote(self, quote: QuoteApproved, read: StateAccess, out: Transition) -> HoldOutcome:
-        previous = _load_quote(read, quote.quote_id)
+        previous = _load_quote(read, quote.customer_id, quote.quote_id)
         hold = quote_hold(quote, out.exceptions, previous)
         if hold is not None and hold != previous:
-            out.updates.append((LEDGER, _quote_key(quote.quote_id), hold.model_dump_json().encode()))
-        current = _load_opportunity(read, quote.correlation_id)
+            out.updates.append(
+                (LEDGER, _quote_key(quote.customer_id, quote.quote_id), hold.model_dump_json().encode())
+            )
+        current = _load_opportunity(read, quote.customer_id, quote.correlation_id)
         after = opportunity_after_quote(quote, hold, current)
         if after is None or after == current:
             return HoldOutcome()
-        out.updates.append((LEDGER, _opportunity_key(quote.correlation_id), after.model_dump_json().encode()))
+        out.updates.append(
+            (
+                LEDGER,
+                _opportunity_key(quote.customer_id, quote.correlation_id),
+                after.model_dump_json().encode(),
+            )
+        )
         if current is None or after.standing or not current.records:
             return HoldOutcome()
         # A corrected quote that needs no approval releases what waited on the one it replaces; the
         # queue hears which records no longer wait. The quote's own outputs still go out as usual.
-        replaced = _load_quote(read, current.quote_id)
+        replaced = _load_quote(read, quote.customer_id, current.quote_id)
         notices = [hold_notice(replaced, r, quote, RELEASED) for r in current.records] if replaced else []
         return HoldOutcome(released=list(current.records), notices=notices)
 
     def _approve(self, approval: DiscountApproved, read: StateAccess, out: Transition) -> HoldOutcome:
-        hold = _load_quote(read, approval.quote_id)
+        hold = _load_quote(read, approval.customer_id, approval.quote_id)
         verdict = judge(hold, approval, self.levels)
         if verdict.outcome == "refused":
             out.exceptions.append(refusal(approval, verdict))
@@ -137,20 +148,26 @@ class Holds:
         approved = hold.model_copy(
             update={"approved_by": approval.approver, "approval_event_id": approval.event_id}
         )
-        out.updates.append((LEDGER, _quote_key(hold.quote_id), approved.model_dump_json().encode()))
-        current = _load_opportunity(read, hold.correlation_id)
+        out.updates.append(
+            (LEDGER, _quote_key(approval.customer_id, hold.quote_id), approved.model_dump_json().encode())
+        )
+        current = _load_opportunity(read, approval.customer_id, hold.correlation_id)
         if current is not None and current.quote_id == hold.quote_id and current.standing:
             outcome.released.extend(current.records)
             released = current.released(hold.quote_id)
             out.updates.append(
-                (LEDGER, _opportunity_key(hold.correlation_id), released.model_dump_json().encode())
+                (
+                    LEDGER,
+                    _opportunity_key(approval.customer_id, hold.correlation_id),
+                    released.model_dump_json().encode(),
+                )
             )
         return outcome
 
     def _hold(
         self, event: EventEnvelope, read: StateAccess, source: SourceRecord, out: Transition
     ) -> HoldOutcome:
-        current = _load_opportunity(read, event.correlation_id)
+        current = _load_opportunity(read, event.customer_id, event.correlation_id)
         if current is None or not current.standing:
             return HoldOutcome()
         record = HeldRecord(
@@ -166,8 +183,14 @@ class Holds:
             currency=event.value_of("currency"),
         )
         held = current.with_record(record)
-        out.updates.append((LEDGER, _opportunity_key(event.correlation_id), held.model_dump_json().encode()))
-        quote = _load_quote(read, current.quote_id)
+        out.updates.append(
+            (
+                LEDGER,
+                _opportunity_key(event.customer_id, event.correlation_id),
+                held.model_dump_json().encode(),
+            )
+        )
+        quote = _load_quote(read, event.customer_id, current.quote_id)
         notices = [hold_notice(quote, record, event)] if quote is not None else []
         return HoldOutcome(done=True, notices=notices)
 
@@ -188,11 +211,11 @@ def release_headers(record: HeldRecord) -> list[tuple[str, bytes | None]]:
     return park_headers(record.headers, parked)
 
 
-def _load_quote(read: StateAccess, quote_id: str) -> QuoteHold | None:
-    raw = read(LEDGER, _quote_key(quote_id))
+def _load_quote(read: StateAccess, customer_id: str, quote_id: str) -> QuoteHold | None:
+    raw = read(LEDGER, _quote_key(customer_id, quote_id))
     return QuoteHold.model_validate_json(raw) if raw is not None else None
 
 
-def _load_opportunity(read: StateAccess, correlation_id: str) -> OpportunityHold | None:
-    raw = read(LEDGER, _opportunity_key(correlation_id))
+def _load_opportunity(read: StateAccess, customer_id: str, correlation_id: str) -> OpportunityHold | None:
+    raw = read(LEDGER, _opportunity_key(customer_id, correlation_id))
     return OpportunityHold.model_validate_json(raw) if raw is not None else None

@@ -142,3 +142,13 @@ def test_a_corrected_quote_that_needs_no_approval_releases_what_waited_on_the_op
     assert [(n.resolution, n.source_event_id) for n in released.notices] == [("released", "I1")]
     order, _ = state.run(holds, f.order(envelope={"event_id": "O1"}, quote_id="Q2"))
     assert not order.done
+
+
+def test_another_customers_quote_and_opportunity_with_the_same_ids_are_not_held() -> None:
+    holds = Holds(DEFAULT_APPROVAL_LEVELS, TopicCatalog("ns", 3, 1), codec=None, outputs=None)  # type: ignore[arg-type]
+    state = _State()
+    state.run(holds, UNAPPROVED)
+    other = {"customer_id": "C2", "event_id": "O2"}
+    order, _ = state.run(holds, f.order(envelope=other))
+    quote, _ = state.run(holds, f.quote(envelope={"customer_id": "C2", "event_id": "Q2E"}))
+    assert not order.done and not quote.released
