@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import logging
 import re
 import uuid
@@ -14,11 +15,13 @@ from typing import Any
 
 import click
 import psycopg
+from confluent_kafka import KafkaException
 from prometheus_client import start_http_server
 from pydantic import TypeAdapter, ValidationError
 
 from connectors.errors import ConnectorError, LedgerUnavailableError
 from connectors.exceptions.consumer import ExceptionQueueConsumer
+from connectors.exceptions.lookup import SourceEvent, find_source_event
 from connectors.exceptions.metrics import QueueMetrics
 from connectors.exceptions.queue import QueueRow, age_bucket, breaches_sla
 from connectors.exceptions.stats import queue_stats
@@ -28,8 +31,10 @@ from connectors.sink.config import SinkConfig
 from revstream.cli.common import echo_json, settings_for_cli
 from revstream.sdk import Publisher
 from schemas.models import DiscountApproved
+from streams.errors import PlatformError
 from streams.queue_settings import load_queue_settings
 from streams.settings import Settings
+from streams.topics import catalog_for
 
 __all__ = ["exceptions"]
 
@@ -159,20 +164,44 @@ def list_command(
         )
 
 
+def _source_event(settings: Settings, row: QueueRow, timeout_s: float) -> tuple[SourceEvent | None, str]:
+    try:
+        found = find_source_event(
+            settings,
+            catalog_for(settings),
+            row.event_type,
+            row.source_event_id,
+            row.source_partition,
+            timeout_s,
+        )
+    except (KafkaException, PlatformError) as exc:
+        return None, f"not read ({str(exc).strip().splitlines()[0]})"
+    return found, "" if found is not None else f"not found on its topic within {timeout_s:g}s"
+
+
 @exceptions.command("show")
 @click.argument("ident", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def show_command(ident: str, as_json: bool) -> None:
-    """Show one exception (by its id or its queue key) and its history."""
+@click.option(
+    "--source-timeout", type=click.FloatRange(0), default=10.0, show_default=True, metavar="SECONDS",
+    help="How long to look for the source event on its topic (0: do not look).",
+)  # fmt: skip
+def show_command(ident: str, as_json: bool, source_timeout: float) -> None:
+    """Show one exception (by its id or its queue key), its source event, its history and holds."""
     now = _now()
-    with _store() as store:
+    settings = settings_for_cli()
+    with _store(settings) as store:
         row = store.find(ident)
         history = store.history(row.exception_key)
         holds = store.holds(row.exception_key)
+    source, why = (
+        _source_event(settings, row, source_timeout) if source_timeout > 0 else (None, "not looked up")
+    )
     if as_json:
         echo_json(
             {
                 "exception": _row_dict(row, now),
+                "source_event": asdict(source) if source is not None else None,
                 "history": [asdict(e) for e in history],
                 "held": [asdict(h) for h in holds],
             }
@@ -180,6 +209,11 @@ def show_command(ident: str, as_json: bool) -> None:
         return
     for name, value in _row_dict(row, now).items():
         click.echo(f"{name:20} {value}")
+    if source is None:
+        click.echo(f"source event: {why}")
+    else:
+        click.echo(f"source event ({source.topic}[{source.partition}]@{source.offset}):")
+        click.echo(json.dumps(source.record, indent=2, sort_keys=True, default=str))
     click.echo("history:")
     for entry in history:
         note = f"  ({entry.note})" if entry.note else ""

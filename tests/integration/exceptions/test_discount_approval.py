@@ -171,6 +171,8 @@ def test_a_held_order_is_released_by_a_second_persons_approval_and_ends_as_if_ap
         ("payment_received", None),
     ]
     assert all("quote Q1" in h["reason"] for h in shown["held"])
+    source = shown["source_event"]["record"]
+    assert (source["event_id"], source["quote_id"], source["created_by"]) == ("E-QUOTE", "Q1", "sam")
     stats = held.json("exceptions", "stats")
     assert (stats["held_orders"], stats["held_order_value_minor"]) == (1, {"EUR": 120_000})
     assert count(held.settings.database.conninfo(), "invoices") == 0

@@ -131,6 +131,9 @@ def test_revisions_become_one_row_exactly_once_and_scripts_read_the_queue(
     assert rows["X1"]["team"] == "finance"
     deal_desk = json.loads(cli(queue_settings, catalog, "list", "--team", "deal-desk", "--json").stdout)
     assert [row["exception_key"] for row in deal_desk] == ["D1"]
+    assert json.loads(cli(queue_settings, catalog, "list", "--older-than", "1h", "--json").stdout) == []
+    bad = cli(queue_settings, catalog, "list", "--older-than", "soon")
+    assert bad.returncode == 2 and "not a duration" in bad.stderr
 
     stats = json.loads(cli(queue_settings, catalog, "stats", "--json").stdout)
     assert stats["open"] == 3 and stats["sla_breaches"] == 0
@@ -142,6 +145,7 @@ def test_revisions_become_one_row_exactly_once_and_scripts_read_the_queue(
     consume(queue_settings, group)
     shown = json.loads(cli(queue_settings, catalog, "show", KEY, "--json").stdout)
     assert shown["exception"]["status"] == "resolved"
+    assert shown["source_event"] is None  # these records were made up: no event raised them
     assert [entry["action"] for entry in shown["history"]] == ["raised", "revised", "closed"]
     assert count(queue_settings.database.conninfo(), "exceptions") == 3
     assert count(queue_settings.database.conninfo(), "exception_audit") == 5
