@@ -101,7 +101,7 @@ class HeldRecord(BaseModel):
     offset: int
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()
     amount_minor: int | None = None
     currency: str | None = None
 
