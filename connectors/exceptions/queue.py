@@ -181,14 +181,21 @@ def apply_record(
             due_at=record.seen_at + route.sla,
             **fields,
         )
-        return Change(row, PIPELINE, "closed" if status in CLOSED else "raised", None)
+        return Change(
+            row, PIPELINE, "closed" if status in CLOSED else "raised", None, _closing_note(status, exc)
+        )
     if status in CLOSED:
         action = "closed"
     elif current.status in CLOSED:
         action = "reopened"
     else:
         action = "revised"
-    return Change(replace(current, **fields), PIPELINE, action, current.status)
+    return Change(replace(current, **fields), PIPELINE, action, current.status, _closing_note(status, exc))
+
+
+def _closing_note(status: Status, exception: Mapping[str, Any]) -> str | None:
+    # What closed it, in the record's own words: who approved at which level, or the final counts.
+    return str(exception["detail"]) if status in CLOSED else None
 
 
 def fold(

@@ -301,6 +301,7 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
         groups = {
             "worker": WorkerSettings().effective_group_id(catalog.namespace),
             "sink": f"{catalog.namespace}-sink",
+            "queue": f"{catalog.namespace}-exceptions",
         }
         lag = (measure_lag(settings, list(groups.values())), groups)
     finally:

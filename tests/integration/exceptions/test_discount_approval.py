@@ -200,6 +200,9 @@ def test_a_held_order_is_released_by_a_second_persons_approval_and_ends_as_if_ap
     assert report == approved.json("ledger", "report", "--as-of", AS_OF)
     shown = held.json("exceptions", "show", item["exception_key"])
     assert shown["exception"]["status"] == "approved"
+    closing = shown["history"][-1]
+    assert (closing["action"], closing["to_status"]) == ("closed", "approved")
+    assert "approved by ana at level 2" in closing["note"]
     assert all(h["released_at"] is not None for h in shown["held"])
     assert held.json("exceptions", "stats")["held_orders"] == 0
 
