@@ -231,3 +231,40 @@ def test_a_held_order_is_released_by_a_second_persons_approval_and_ends_as_if_ap
     assert held.commands_for(events) == expected
     assert not [e for e in held.harness.exceptions() if e.source_event_id == "E-APPROVAL-2"]
     assert held.json("ledger", "report", "--as-of", AS_OF) == report
+
+
+def test_what_is_held_survives_a_worker_killed_and_restarted(
+    runs: tuple[Run, Run],
+    stack_settings: Settings,
+    admin: AdminClient,
+    serde: AvroSerde,
+    tmp_path: Path,
+) -> None:
+    _, approved = runs
+    crashed = Run(stack_settings, admin, serde, tmp_path)
+    try:
+        events = chain(approved_from_the_start=False)
+        crashed.harness.publish(events[0])
+        wait_until(
+            lambda: crashed.exceptions(ReasonCode.DISCOUNT_NOT_APPROVED),
+            WAIT_S,
+            "the exception",
+            crashed.worker,
+        )
+        crashed.harness.publish(*events[1:])
+        wait_until(
+            lambda: len(crashed.exceptions(resolution="held")) >= 3, WAIT_S, "the holds", crashed.worker
+        )
+        crashed.worker.kill()
+        crashed.worker.start().wait_ready()
+        crashed.queue()
+        (item,) = crashed.json("exceptions", "list", "--team", "deal-desk")
+        ok = crashed.cli("exceptions", "approve", item["exception_key"], "--by", "ana", "--level", "2")
+        assert ok.returncode == 0, ok.stderr
+        expected = approved.commands_for(chain(approved_from_the_start=True)[1:])
+        assert expected
+        wait_until(
+            lambda: crashed.commands_for(events) == expected, WAIT_S, "the released commands", crashed.worker
+        )
+    finally:
+        crashed.worker.stop()
