@@ -121,7 +121,10 @@ def test_revisions_become_one_row_exactly_once_and_scripts_read_the_queue(
             revision(1, 500),  # at least once: a repeat of an older revision changes nothing
         ],
     )
-    consume(queue_settings, group)
+    metrics = consume(queue_settings, group).metrics
+    assert metrics.open.labels("deal-desk", "DISCOUNT_NOT_APPROVED")._value.get() == 1
+    assert metrics.open.labels("billing-ops", "USAGE_BILLING_MISMATCH")._value.get() == 1
+    assert metrics.oldest_open._value.get() > 0
     listed = cli(queue_settings, catalog, "list", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = {row["exception_key"]: row for row in json.loads(listed.stdout)}
