@@ -94,6 +94,8 @@ def compute_kpis(
     duplicates_dropped: int,
 ) -> Kpis:
     """Compute the KPIs of DOMAIN.md from one run's outputs."""
+    approved = {e.exception_key for e in exceptions if e.resolution == "approved"}
+    exceptions = [e for e in exceptions if e.raises]
     activation_pairs = [
         (order.ordered_at, cycle.activations[order_id])
         for order_id, order in cycle.orders.items()
@@ -128,7 +130,11 @@ def compute_kpis(
     for mismatch in standing.values():
         if (mismatch.amount_difference_minor or 0) > 0 and mismatch.currency:
             leakage[mismatch.currency] += mismatch.amount_difference_minor or 0
-    open_exceptions = sum(1 for e in exceptions if e.reason_code is not ReasonCode.USAGE_BILLING_MISMATCH)
+    open_exceptions = sum(
+        1
+        for e in exceptions
+        if e.reason_code is not ReasonCode.USAGE_BILLING_MISMATCH and e.exception_id not in approved
+    )
     open_exceptions += len(standing)
     invoices = [c.payload for c in commands if isinstance(c.payload, Invoice)]
     inaccurate = sum(

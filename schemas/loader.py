@@ -28,6 +28,7 @@ from schemas.models import (
     ContractRenewed,
     Customer,
     DeadLetter,
+    DiscountApproved,
     ErpCommand,
     EventEnvelope,
     InvoicePosted,
@@ -74,6 +75,7 @@ EVENT_MODELS: Final[Mapping[str, type[EventEnvelope]]] = {
     "contract_renewed": ContractRenewed,
     "contract_amended": ContractAmended,
     "revenue_schedule_adjusted": RevenueScheduleAdjusted,
+    "discount_approved": DiscountApproved,
 }
 """Canonical event type → the model of its events."""
 

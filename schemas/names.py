@@ -38,6 +38,7 @@ EVENT_TYPES: Final = (
     "contract_renewed",
     "contract_amended",
     "revenue_schedule_adjusted",
+    "discount_approved",
 )
 
 MASTER_DATA_KINDS: Final = ("customer", "product", "legal_entity")

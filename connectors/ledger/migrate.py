@@ -18,13 +18,14 @@ from importlib import resources
 
 import psycopg
 
-from connectors.errors import MigrationError, SchemaNotCurrentError
+from connectors.errors import LedgerUnavailableError, MigrationError, SchemaNotCurrentError
 from connectors.ledger.database import connect
 
 __all__ = [
     "Migration",
     "applied_migrations",
     "available_migrations",
+    "connect_current",
     "ensure_current",
     "migrate",
     "pending_migrations",
@@ -160,3 +161,23 @@ def ensure_current(connection: psycopg.Connection[tuple[object, ...]]) -> None:
             f"the ledger database lacks {len(pending)} migration(s) ({pending[0].label}, ...); "
             "run `revstream ledger migrate` first"
         )
+
+
+def connect_current(conninfo: str) -> psycopg.Connection[tuple[object, ...]]:
+    """Open an autocommit connection to a ledger database whose migrations are all applied.
+
+    Raises:
+        LedgerUnavailableError: when the database does not answer (or went away while checking).
+        SchemaNotCurrentError: when some migrations are missing.
+        MigrationError: when an applied migration was changed.
+    """
+    connection = connect(conninfo, autocommit=True)
+    try:
+        ensure_current(connection)
+    except psycopg.OperationalError as exc:
+        connection.close()
+        raise LedgerUnavailableError(f"the ledger database went away ({exc})") from exc
+    except BaseException:
+        connection.close()
+        raise
+    return connection

@@ -72,6 +72,7 @@ __all__ = [
     "PreparedBatch",
     "prepare",
     "reason_for",
+    "store_offsets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -398,15 +399,20 @@ class LedgerWriter:
         return written
 
     def _store_offsets(self, offsets: Mapping[TopicPartition, int], group: str) -> None:
-        if not offsets:
-            return
-        # GREATEST: a consumer that lost its partition in a rebalance must not move it backwards.
-        self.connection.cursor().executemany(
-            "INSERT INTO sink_offsets (consumer_group, topic, kafka_partition, next_offset) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE "
-            "SET next_offset = GREATEST(sink_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
-            [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()],
-        )
+        store_offsets(self.connection, offsets, group)
+
+
+def store_offsets(connection: Connection, offsets: Mapping[TopicPartition, int], group: str) -> None:
+    """Store ``group``'s next offset per partition (inside the caller's transaction)."""
+    if not offsets:
+        return
+    # GREATEST: a consumer that lost its partition in a rebalance must not move it backwards.
+    connection.cursor().executemany(
+        "INSERT INTO sink_offsets (consumer_group, topic, kafka_partition, next_offset) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE "
+        "SET next_offset = GREATEST(sink_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
+        [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()],
+    )
 
 
 class _EventRejectedError(Exception):

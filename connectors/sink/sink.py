@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import psycopg
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -41,8 +40,7 @@ from confluent_kafka import (
 )
 
 from connectors.errors import LedgerUnavailableError, SinkError
-from connectors.ledger.database import connect
-from connectors.ledger.migrate import ensure_current
+from connectors.ledger.migrate import connect_current
 from connectors.ledger.writer import ApplyOutcome, LedgerWriter, prepare
 from connectors.sink.backoff import Backoff
 from connectors.sink.batch import DecodedBatch, InFlight, next_offsets, without_partitions
@@ -381,16 +379,7 @@ class ErpSink:
 
     def _connect(self) -> LedgerWriter:
         if self._writer is None:
-            connection = connect(self.settings.database.conninfo(), autocommit=True)
-            try:
-                ensure_current(connection)
-            except psycopg.OperationalError as exc:
-                connection.close()
-                raise LedgerUnavailableError(f"the ledger database went away ({exc})") from exc
-            except BaseException:
-                connection.close()
-                raise
-            self._writer = LedgerWriter(connection)
+            self._writer = LedgerWriter(connect_current(self.settings.database.conninfo()))
         return self._writer
 
     def _disconnect(self) -> None:

@@ -35,6 +35,7 @@ from processors.agents.context import (
 from processors.agents.decode import Decoded, DecodeFailure, EventDecoder
 from processors.agents.dedupe import DEDUPE, DedupeEntry, Verdict, judge
 from processors.agents.failures import record_fault
+from processors.agents.holds import HoldOutcome, Holds
 from processors.agents.ledger import (
     RECON,
     Transition,
@@ -56,6 +57,7 @@ from processors.rules.recognition import product_accounts
 from schemas.models import EventEnvelope
 from streams.deadletter import RECORD_TOO_LARGE, Failure, SourceRecord, dead_letter_record, oversized
 from streams.errors import RegistryUnavailableError, SerdeError
+from streams.queue_settings import load_queue_settings
 from streams.serde import AvroSerde
 from streams.settings import WorkerSettings
 from streams.topics import TopicCatalog
@@ -92,6 +94,7 @@ class Pipeline:
         serde: AvroSerde,
         master: MasterData,
         outputs: OutputProducer,
+        holds: Holds | None = None,
     ) -> None:
         self.catalog = catalog
         self.worker = worker
@@ -101,6 +104,7 @@ class Pipeline:
         self.codec = decoder.codec
         self.master = master
         self.outputs = outputs
+        self.holds = holds or Holds(load_queue_settings().approval_levels, catalog, self.codec, outputs)
         self._dlq = {stage: catalog.deadletter_topic(stage) for stage in ("decode", "dedupe", "enrich")}
         self._accounts_of = product_accounts(master.view.product)
 
@@ -209,16 +213,18 @@ class Pipeline:
             return value
 
         out = Transition()
+        held = HoldOutcome()
         try:
             missing = self._stage("enrich", lambda: missing_master_data(event, self.master.view))
             if not missing:
                 out.exceptions = self._stage("policy", lambda: policy.check(event, self.master.view))
-            if not missing and not out.exceptions:
+                held = self._stage("policy", lambda: self.holds.apply(event, read, source, out))
+            if not missing and not out.exceptions and not held.done:
                 missing = self._stage("recognise", lambda: missing_dependencies(event, read))
             if missing:
                 self._park(message, source, event, parked, missing, ctx)
                 return
-            if not out.exceptions:
+            if not out.exceptions and not held.done:
                 position, retried = source_position(source), parked is not None
                 tolerance = self.worker.reconciliation_tolerance
                 self._stage("reconcile", lambda: reconcile(event, read, position, retried, tolerance, out))
@@ -229,6 +235,7 @@ class Pipeline:
             self._dead_letter(ctx, source, failed.stage, failed.reason, failed.cause, parked)
             return
         self._emit(event, message, source, out, encoded, ctx)
+        self.holds.deliver(held, ctx.tally)
 
     @staticmethod
     def _stage(stage: str, run: Any) -> Any:

@@ -304,6 +304,7 @@ def check(event: EventEnvelope, master: MasterView) -> list[BusinessException]:
             currency=event.value_of("currency"),
             subscription_id=event.value_of("subscription_id"),
             metric=event.value_of("metric"),
+            quote_id=event.value_of("quote_id"),
         )
         for rule in _RULES
         for finding in rule(event, master)

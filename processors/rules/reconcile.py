@@ -396,6 +396,16 @@ def report(
         subscription_id=state.subscription_id,
         metric=state.metric,
         period=state.period,
+        # Every revision of the key names the same queue item; the highest revision stands.
+        exception_key=derive_id(
+            "exception-key",
+            ReasonCode.USAGE_BILLING_MISMATCH.value,
+            state.subscription_id,
+            state.metric,
+            state.period,
+        ),
+        revision=revision,
+        resolution="resolved" if standing_now is None else None,
     )
     updated = state.model_copy(update={"reported_difference": standing_now, "revision": revision})
     return updated, exception

@@ -18,6 +18,7 @@ from revstream import __version__
 from revstream.cli.common import USER_ERRORS
 from revstream.cli.demo import demo
 from revstream.cli.dlq import dlq
+from revstream.cli.exceptions import exceptions
 from revstream.cli.gateway import gateway
 from revstream.cli.kpis import kpis
 from revstream.cli.lag import lag
@@ -42,6 +43,7 @@ COMMANDS: list[click.Command] = [
     registry,
     ledger,
     sink,
+    exceptions,
     publish,
     gateway,
     simulate_command,

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
+from connectors.exceptions.queue import AGE_BUCKETS
+from connectors.exceptions.stats import queue_stats
+from connectors.exceptions.store import Filters, QueueStore
 from connectors.ledger.database import connect
 from connectors.ledger.report import build_report, format_minor, render_text
 from connectors.simulator.simulate import Simulation
@@ -18,6 +25,7 @@ from processors.kpis import Kpis, compute_kpis, standing_mismatches
 from revstream.demo.watch import PipelineOutput
 from schemas.models.enums import ReasonCode
 from streams.lag.model import Snapshot
+from streams.queue_settings import load_queue_settings
 from streams.settings import Settings
 
 __all__ = ["lag_lines", "render"]
@@ -141,6 +149,25 @@ def lag_lines(snapshot: Snapshot, groups: dict[str, str]) -> list[str]:
     return lines
 
 
+def queue_lines(connection: psycopg.Connection[Any], now: datetime) -> list[str]:
+    """The exception queue by team and age (open items), with what is still held for an approval."""
+    store = QueueStore(connection, load_queue_settings())
+    stats = queue_stats(store.rows(Filters(), now), now, store.holds(waiting_only=True)).as_dict()
+    labels = [label for label, _ in AGE_BUCKETS]
+    lines = [
+        f"  open {stats['open']}, closed {stats['closed']}, past their SLA {stats['sla_breaches']}",
+        f"    {'team':<12} {'open':>5} {'late':>5}  " + "  ".join(f"{label:>5}" for label in labels),
+    ]
+    for team, detail in stats["by_team"].items():
+        ages = "  ".join(f"{detail['by_age'][label]:>5}" for label in labels)
+        lines.append(f"    {team:<12} {detail['open']:>5} {detail['sla_breaches']:>5}  {ages}")
+        for reason, count in detail["by_reason"].items():
+            lines.append(f"      {reason:<26} {count:>4}")
+    held = ", ".join(f"{format_minor(v, c)} {c}" for c, v in stats["held_order_value_minor"].items())
+    lines.append(f"  orders held for an approval: {stats['held_orders']}" + (f" ({held})" if held else ""))
+    return lines
+
+
 def render(
     settings: Settings,
     output: PipelineOutput,
@@ -148,8 +175,9 @@ def render(
     metrics: dict[str, Any],
     drained: bool,
     lag: tuple[Snapshot, dict[str, str]] | None = None,
+    approval: Sequence[str] = (),
 ) -> str:
-    """Return the whole report as text."""
+    """Return the whole report as text; ``approval`` tells the story of the approval worked through."""
     conninfo = settings.database.conninfo()
     with connect(conninfo) as connection:
         ledger_text = render_text(build_report(connection, as_of=simulation.config.end))
@@ -170,6 +198,9 @@ def render(
     lines += ["", "Process intelligence", "====================", *_kpi_lines(kpis)]
     if lag is not None:
         lines += lag_lines(*lag)
+    with connect(conninfo, autocommit=True) as connection:
+        queue = queue_lines(connection, datetime.now(UTC))
+    lines += ["", "Exception queue (by team and age)", "=================================", *queue, *approval]
     lines += ["", "Against the simulator's ground truth", "===================================="]
     lines += ground_truth_lines(
         output, simulation.summary, _ledger_facts(conninfo), metrics["duplicates_dropped"]

@@ -27,6 +27,7 @@ from connectors.ledger.migrate import migrate
 from connectors.simulator import SimulationConfig, simulate
 from connectors.simulator.output import publish_simulation
 from connectors.simulator.simulate import Simulation
+from revstream.demo.approval import DISCOUNT_BP, HeldDeal, approve, book, held_deal, waiting, with_deal
 from revstream.demo.report import render
 from revstream.demo.services import ChildService
 from revstream.demo.watch import OutputWatcher, measure_lag
@@ -34,6 +35,7 @@ from schemas.loader import SCHEMA_DIR
 from streams.clients import admin_client
 from streams.governance import bind_subjects, register_subject
 from streams.provisioning import ensure_topics
+from streams.queue_settings import load_queue_settings
 from streams.serde import AvroSerde
 from streams.settings import DatabaseSettings, Settings, WorkerSettings
 from streams.stack import EmbeddedStack, free_port
@@ -133,6 +135,16 @@ def _start_services(
             ChildService(f"worker-{index}", ["worker"], worker_env, logs / f"worker-{index}.log", port)
         )
     port = free_port()
+    queue_port = free_port()
+    services.append(
+        ChildService(
+            "exceptions",
+            ["exceptions", "consume", "--metrics-port", str(queue_port)],
+            {**env, "REVSTREAM_EXCEPTIONS_CONSUMER_GROUP": f"{catalog.namespace}-exceptions"},
+            logs / "exceptions.log",
+            queue_port,
+        )
+    )
     services.append(
         ChildService(
             "sink",
@@ -144,7 +156,7 @@ def _start_services(
     )
     for service in services:
         service.start()
-    _wait("workers and sink to serve /metrics", lambda: all(s.ready() for s in services), 90, services)
+    _wait("workers, sink and queue to serve /metrics", lambda: all(s.ready() for s in services), 90, services)
     return services
 
 
@@ -211,6 +223,56 @@ def _drain(
     return False
 
 
+def _approve_one(
+    settings: Settings, catalog: TopicCatalog, ledger: str, deal: HeldDeal, services: list[ChildService]
+) -> list[str]:
+    """Work the held deal through the queue: wait until it shows, approve it, wait for the ledger."""
+    step("working one approval through: a deal booked before its discount was approved")
+    found: list[Any] = []
+
+    def shown(kinds: frozenset[str]) -> Callable[[], bool]:
+        def check() -> bool:
+            found[:] = [waiting(ledger, deal, kinds)]
+            return found[0] is not None
+
+        return check
+
+    _wait("the quote's exception in the queue", shown(frozenset()), 60, services)
+    book(settings, catalog, deal)
+    _wait(
+        "the order and invoice held in the queue",
+        shown(frozenset({"order_accepted", "invoice_posted"})),
+        60,
+        services,
+    )
+    row, holds = found[0]
+    click.echo(
+        f"    held in the {row.team} queue: {row.exception_key} ({', '.join(h.event_type for h in holds)})"
+    )
+    levels = load_queue_settings().approval_levels
+    level = min(level for level, bp in levels.items() if bp >= DISCOUNT_BP)
+    event = approve(settings, catalog, row, level, levels[level])
+    click.echo(
+        f"    approved by {event.approver} at level {level}; waiting for the order to reach the ledger"
+    )
+    _wait(
+        "the released invoice in the ledger", lambda: _invoice_posted(ledger, deal.invoice_id), 60, services
+    )
+    return [
+        f"  held deal: quote {deal.quote_id} (a {DISCOUNT_BP // 100} % discount, created by a sales rep),",
+        f"    order {deal.order_id} and invoice {deal.invoice_id} held in the {row.team} queue,",
+        f"    approved by {event.approver} (level {level}): released and posted to the ledger",
+    ]
+
+
+def _invoice_posted(ledger: str, invoice_id: str) -> bool:
+    with connect(ledger) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM invoices WHERE invoice_id = %s", (invoice_id,)
+        ).fetchone()
+    return bool(row and int(str(row[0])))
+
+
 def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None:
     """Run the whole pipeline on the embedded stack and print the report.
 
@@ -229,7 +291,10 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
     simulation = simulate(
         SimulationConfig(months=options.months, seed=options.seed, customers=options.customers)
     )
-    counts = publish_simulation(simulation, settings, catalog)
+    deal = held_deal(simulation)
+    company = simulation
+    published, simulation = with_deal(company, deal, approved=False)
+    counts = publish_simulation(published, settings, catalog)
     click.echo(
         f"    published {counts['events']} events, {counts['master']} master records, "
         f"{counts['raw']} raw fault records"
@@ -239,6 +304,9 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
     watcher = OutputWatcher(settings, catalog, AvroSerde.from_settings(settings.registry))
     try:
         drained = _drain(watcher, simulation, ledger, services, options.deadline_s)
+        story = _approve_one(settings, catalog, ledger, deal, services)
+        _, simulation = with_deal(company, deal, approved=True)
+        drained = _drain(watcher, simulation, ledger, services, options.deadline_s) and drained
         workers = [s for s in services if s.name.startswith("worker")]
         metrics: dict[str, Any] = {
             "duplicates_dropped": sum(
@@ -255,6 +323,7 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
         groups = {
             "worker": WorkerSettings().effective_group_id(catalog.namespace),
             "sink": f"{catalog.namespace}-sink",
+            "queue": f"{catalog.namespace}-exceptions",
         }
         lag = (measure_lag(settings, list(groups.values())), groups)
     finally:
@@ -263,7 +332,7 @@ def run_demo(stack: EmbeddedStack, base: Settings, options: DemoOptions) -> None
             service.stop()
     step("report")
     ledger_settings = settings.model_copy(update={"database": DatabaseSettings(url=SecretStr(ledger))})
-    report = render(ledger_settings, watcher.output, simulation, metrics, drained, lag)
+    report = render(ledger_settings, watcher.output, simulation, metrics, drained, lag, story)
     click.echo(report)
     if not options.keep:
         step("shutting down")

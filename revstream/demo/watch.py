@@ -115,7 +115,8 @@ class OutputWatcher:
         output = self.output
         if isinstance(record, ErpCommand):
             output.commands.setdefault(record.command_id, record)
-        elif isinstance(record, BusinessException):
+        elif isinstance(record, BusinessException) and record.raises:
+            # Hold notices and approvals name the exception they belong to; they raise none.
             output.exceptions.setdefault(record.exception_id, record)
         elif isinstance(record, OrderAccepted):
             output.cycle.orders.setdefault(

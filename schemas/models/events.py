@@ -18,6 +18,7 @@ __all__ = [
     "Approval",
     "ContractAmended",
     "ContractRenewed",
+    "DiscountApproved",
     "EventEnvelope",
     "InvoiceLine",
     "InvoicePosted",
@@ -113,6 +114,7 @@ class QuoteApproved(EventEnvelope):
     currency: Currency
     lines: tuple[QuoteLine, ...]
     approvals: tuple[Approval, ...]
+    created_by: str | None = None
 
 
 class OrderAccepted(EventEnvelope):
@@ -235,3 +237,18 @@ class RevenueScheduleAdjusted(EventEnvelope):
     subscription_id: Id
     effective_date: Date
     reason: str
+
+
+class DiscountApproved(EventEnvelope):
+    """A discount beyond the price book was approved for a quote after the quote itself."""
+
+    avro_name: ClassVar[str] = "DiscountApproved"
+
+    event_type: Literal["discount_approved"] = "discount_approved"
+    approval_id: Id
+    quote_id: Id
+    approver: str
+    level: AvroInt
+    max_discount_bp: AvroInt
+    exception_id: str | None = None
+    note: str | None = None

@@ -13,6 +13,9 @@ __all__ = ["BusinessException", "DeadLetter", "Header"]
 
 logger = logging.getLogger(__name__)
 
+# Records noting that an event waits on an exception or no longer does, and one closing it by approval.
+_NOT_RAISING = frozenset({"held", "released", "approved"})
+
 
 class BusinessException(AvroRecord):
     """A record that was understood but breaks a policy or reconciliation rule."""
@@ -35,6 +38,19 @@ class BusinessException(AvroRecord):
     subscription_id: Id | None = None
     metric: str | None = None
     period: str | None = None
+    exception_key: str | None = None
+    revision: AvroInt | None = None
+    resolution: str | None = None
+    quote_id: Id | None = None
+
+    @property
+    def raises(self) -> bool:
+        """Whether this record raises (or revises) an exception: not a hold notice or an approval closing one.
+
+        Counting exceptions by reason counts only these; the others name the item they belong to
+        in ``exception_key``.
+        """
+        return self.resolution not in _NOT_RAISING
 
 
 class Header(AvroRecord):

@@ -24,7 +24,7 @@ def test_demo_reports_measured_lag_and_lag_once_shows_both_groups(tmp_path: Path
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
         lines = {
             role: re.search(rf"^  consumer lag, {role} group +(.*)$", demo.stdout, re.M)
-            for role in ("worker", "sink")
+            for role in ("worker", "sink", "queue")
         }
         for role, line in lines.items():
             assert line is not None, f"no {role} lag line in the report"
@@ -37,7 +37,7 @@ def test_demo_reports_measured_lag_and_lag_once_shows_both_groups(tmp_path: Path
         once = revstream("lag", "--once", "--group", re.escape(namespace[1]) + "-.*", "--interval", "0.3")
         assert once.returncode == 0, once.stdout + once.stderr
         groups = [line.split()[0] for line in once.stdout.splitlines()[1:] if not line.startswith(" ")]
-        assert groups == [f"{namespace[1]}-processors", f"{namespace[1]}-sink"]
+        assert groups == [f"{namespace[1]}-exceptions", f"{namespace[1]}-processors", f"{namespace[1]}-sink"]
         assert all(" OK" in line for line in once.stdout.splitlines()[1:])
         assert_kpis_match_the_report(env, namespace[1], demo.stdout)
     finally:

@@ -113,7 +113,7 @@ def read_outcome(harness: Harness) -> Outcome:
     mismatches: dict[tuple[str, str, str], tuple[int, int]] = {}
     seen_ids: set[str] = set()
     for exception in harness.exceptions():
-        if exception.exception_id in seen_ids:
+        if exception.exception_id in seen_ids or not exception.raises:
             continue
         seen_ids.add(exception.exception_id)
         by_reason[exception.reason_code.value] += 1

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 from connectors.simulator.config import SimulationConfig
 from connectors.simulator.output import publish_simulation
 from connectors.simulator.simulate import Simulation, simulate
+from schemas.names import EVENT_TYPES
 from streams.serde import AvroSerde
 from streams.settings import Settings
 from tests.integration.processors.conftest import new_catalog
@@ -135,9 +136,9 @@ def test_two_workers_one_killed_the_other_takes_over(
     one.kill()
 
     outcome = settled(harness, simulation.summary, two)
-    # Ten event topics, the retry topic, the customers' topic and the two reference topics, three
+    # The event topics, the retry topic, the customers' topic and the two reference topics, three
     # partitions each (every worker also reads the reference data whole, outside the group; through
     # the group it only checks that each record decodes).
-    assert two.metric("revstream_processor_assigned_partitions") == 3 * (10 + 1 + 1 + 2)
+    assert two.metric("revstream_processor_assigned_partitions") == 3 * (len(EVENT_TYPES) + 1 + 1 + 2)
     assert_same_commands(outcome, reference)
     assert_matches_ground_truth(outcome, simulation.summary, duplicates_counted_by=None)
