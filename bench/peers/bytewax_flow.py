@@ -23,7 +23,7 @@ from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from bench.peers.workload import CONFLICT, Codec, DecodeError, Watch, fingerprint, money
+from bench.peers.workload import CONFLICT, Codec, DecodeError, Watch, arguments, fingerprint, money
 
 Message: TypeAlias = KafkaSourceMessage[bytes | None, bytes | None]
 Sink: TypeAlias = KafkaSinkMessage[bytes | None, bytes | None]
@@ -100,14 +100,7 @@ def _dead(message: Message, reason: str, topic: str) -> Sink:
 
 def main() -> None:
     """Run the dataflow over the input topics to their end, then print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--registry", required=True)
-    parser.add_argument("--topics", required=True, help="comma-separated input topics")
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--deadletter", required=True)
-    parser.add_argument("--output-schema-id", type=int, required=True)
-    parser.add_argument("--n", type=int, required=True, help="input records (checked, not waited for)")
+    parser = arguments(__doc__.splitlines()[0])
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     watch = Watch()

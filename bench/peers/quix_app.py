@@ -9,14 +9,13 @@ itself once every input record is settled (output, dead-lettered or dropped) and
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import tempfile
 
 from quixstreams import Application, State
 
-from bench.peers.workload import CONFLICT, Codec, DecodeError, Watch, fingerprint, money
+from bench.peers.workload import CONFLICT, Codec, DecodeError, Watch, arguments, fingerprint, money
 
 Routed = tuple[str, bytes, str]
 """(route: ``out``, ``dead`` or ``drop``; value to produce; dead-letter reason)."""
@@ -24,14 +23,7 @@ Routed = tuple[str, bytes, str]
 
 def main() -> None:
     """Build the app from the command line and run it until every record is settled."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--registry", required=True)
-    parser.add_argument("--topics", required=True, help="comma-separated input topics")
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--deadletter", required=True)
-    parser.add_argument("--output-schema-id", type=int, required=True)
-    parser.add_argument("--n", type=int, required=True, help="input records to settle before stopping")
+    parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--poll-timeout", type=float, required=True, help="consumer_poll_timeout, seconds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

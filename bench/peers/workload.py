@@ -13,6 +13,7 @@ the stopwatch and the registry lookup here are small copies of ``bench.common``'
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -32,7 +33,9 @@ __all__ = [
     "OUTPUT_SCHEMA",
     "UNKNOWN_SCHEMA",
     "Codec",
+    "DecodeError",
     "Watch",
+    "arguments",
     "fingerprint",
     "money",
 ]
@@ -125,6 +128,19 @@ class Codec:
         schema = fastavro.parse_schema(json.loads(text))
         self._schemas[schema_id] = schema
         return schema
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    """The command line every peer takes from the harness: where to read, write and register."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--registry", required=True)
+    parser.add_argument("--topics", required=True, help="comma-separated input topics")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--deadletter", required=True)
+    parser.add_argument("--output-schema-id", type=int, required=True)
+    parser.add_argument("--n", type=int, required=True, help="input records the harness published")
+    return parser
 
 
 def fingerprint(body: bytes) -> str:
