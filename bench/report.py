@@ -25,6 +25,20 @@ LABELS = {
     "sdk": "producer SDK (send)",
     "raw_producer": "raw confluent-kafka producer",
 }
+# What each contender does per record, printed next to its figure: the peers' workload is less.
+WORK = {
+    "raw": "decode, one field recomputed, encode, produce",
+    "faust": "decode, one field recomputed, encode, one awaited send",
+    "full_1w": "decode, validate, dedupe, policy, enrich, reconcile, recognise, encode, produce commands",
+    "full_2w": "the same, two processes in one group",
+    "quix": "decode, dedupe by id, per-customer count and sum, encode, produce",
+    "quix_default_poll": "the same as Quix tuned",
+    "bytewax": "decode, dedupe by id, per-customer count and sum, encode, produce",
+    "sink": "decode a command, batch, one ledger transaction per flush with the offsets",
+    "copy": "COPY of pre-built rows",
+    "sdk": "check the event type, encode the model, headers, produce",
+    "raw_producer": "produce pre-encoded bytes",
+}
 PEER_LABELS = ("quix", "quix_default_poll", "bytewax")
 RATIO_LABELS = {
     "full_1w_vs_quix": "revstream (1 worker) / Quix tuned, records/s",
@@ -58,8 +72,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Medians of {runs} run(s); ± is half the spread (max - min) relative to the median.",
         "",
-        "| contender | records/s | CPU s / 1,000 records | peak RSS MB |",
-        "|---|---:|---:|---:|",
+        "| contender | records/s | CPU s / 1,000 records | peak RSS MB | work per record |",
+        "|---|---:|---:|---:|---|",
     ]
     for name, figures in summary["throughput"].items():
         # A contender whose output disagrees with the ground truth did less: its speed is flagged.
@@ -67,7 +81,8 @@ def markdown(results: dict[str, Any]) -> str:
         name_note = " (**output wrong**)" if checked is False else ""
         lines.append(
             f"| {LABELS.get(name, name)}{name_note} | {_cell(figures.get('records_per_s'))} | "
-            f"{_cell(figures.get('cpu_s_per_1000'), 3)} | {_cell(figures.get('peak_rss_mb'))} |"
+            f"{_cell(figures.get('cpu_s_per_1000'), 3)} | {_cell(figures.get('peak_rss_mb'))} | "
+            f"{WORK.get(name, '')} |"
         )
     checks = summary.get("checks", {})
     if checks:
