@@ -32,6 +32,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (the median counts)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness, not speed")
+    parser.add_argument(
+        "--peers",
+        choices=["build", "existing", "off"],
+        default="build",
+        help="Quix Streams and Bytewax beside revstream: build their virtualenvs when missing (default), "
+        "run only those already built, or none",
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="output folder")
     parser.add_argument(
         "--dedupe-rss", action="store_true", help="only measure a worker's RSS as its dedupe state grows"
@@ -69,7 +76,7 @@ def main() -> None:
         print(text)
         return
     with bench_settings() as settings, tempfile.TemporaryDirectory(prefix="bench-logs-") as logs:
-        results = benchmark(settings, QUICK if args.quick else FULL, args.runs, Path(logs))
+        results = benchmark(settings, QUICK if args.quick else FULL, args.runs, Path(logs), args.peers)
     paths = write(results, args.out)
     print(markdown(results))
     print(f"results: {paths['json']}  table: {paths['markdown']}  plot: {paths['plot']}")

@@ -89,14 +89,18 @@ def emit(measurement: Measurement, **extra: Any) -> None:
     print(json.dumps({**asdict(measurement), **extra}), flush=True)
 
 
-def run_contender(module: str, args: Sequence[str], timeout_s: float = 600) -> dict[str, Any]:
+def run_contender(
+    module: str, args: Sequence[str], timeout_s: float = 600, python: str | Path = sys.executable
+) -> dict[str, Any]:
     """Run ``python -m module args`` and return the JSON line it printed last.
+
+    ``python`` is the interpreter: revstream's own, or a peer's virtualenv's.
 
     Raises:
         RuntimeError: when the contender fails or prints no result.
     """
     result = subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [str(python), "-m", module, *args],
         capture_output=True,
         text=True,
         timeout=timeout_s,

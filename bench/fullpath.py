@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.peer_truth import Truth, check_revstream
 from bench.pipeline import (
     ProcessSampler,
     check_running,
@@ -76,8 +77,13 @@ def input_records(simulation: Simulation) -> int:
     return sum(1 for emission in simulation.emissions if emission.kind in ("event", "raw"))
 
 
-def run(settings: Settings, simulation: Simulation, workers: int, logs: Path) -> dict[str, Any]:
+def run(
+    settings: Settings, simulation: Simulation, workers: int, logs: Path, truth: Truth | None = None
+) -> dict[str, Any]:
     """Process the simulation with ``workers`` workers; return records/s, CPU/1000 and peak RSS.
+
+    With ``truth``, the workers' own counts of repeats, conflicts and undecodable records are
+    checked against it (``check``).
 
     Raises:
         RuntimeError: when a worker exits or the records are not through before the deadline.
@@ -117,6 +123,7 @@ def run(settings: Settings, simulation: Simulation, workers: int, logs: Path) ->
         "settled_per_worker": [int(settled(p)) for p in pages],
         "erp_commands": int(sum(total(p, "revstream_processor_erp_commands_total") for p in pages)),
         "master_records": counts["master"],
+        **({"check": check_revstream(truth, pages)} if truth is not None else {}),
     }
 
 
