@@ -134,7 +134,7 @@ class KpiPoller:
         # Consumed-event and duplicate counts are the workers' own metrics; the rates that need
         # them are left to the dashboard (revstream_processor_*).
         kpis = compute_kpis(
-            output.cycle, list(output.commands.values()), list(output.exceptions.values()),
+            output.cycle, list(output.commands.values()), output.kpi_exceptions(),
             len(output.dead_letters), 0, 0,
         )  # fmt: skip
         self.metrics.measures.set(kpis, dict(output.exceptions_by_reason()), self._read)

@@ -87,7 +87,7 @@ def ground_truth_lines(
     )
     found_mismatches = {
         key: (e.quantity_difference, e.amount_difference_minor)
-        for key, e in standing_mismatches(list(output.exceptions.values())).items()
+        for key, e in standing_mismatches(output.kpi_exceptions()).items()
     }
     expected_cash = {
         entity: {currency: facts["total_minor"] for currency, facts in currencies.items()}
@@ -192,7 +192,7 @@ def render(
     for (stage, reason), count in sorted(output.dead_letters_by_reason().items()):
         lines.append(f"    {stage:<10} {reason:<24} {count}")
     kpis = compute_kpis(
-        output.cycle, list(output.commands.values()), list(output.exceptions.values()),
+        output.cycle, list(output.commands.values()), output.kpi_exceptions(),
         len(output.dead_letters), int(metrics["events_consumed"]), int(metrics["duplicates_dropped"]),
     )  # fmt: skip
     lines += ["", "Process intelligence", "====================", *_kpi_lines(kpis)]

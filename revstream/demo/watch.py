@@ -41,6 +41,8 @@ class PipelineOutput:
 
     commands: dict[str, ErpCommand] = field(default_factory=dict)
     exceptions: dict[str, BusinessException] = field(default_factory=dict)
+    notices: dict[str, BusinessException] = field(default_factory=dict)
+    """Hold notices and approval closures: they raise nothing, but an approval closes what it names."""
     dead_letters: set[tuple[str, str, str, int, int]] = field(default_factory=set)
     cycle: CycleEvents = field(default_factory=CycleEvents)
 
@@ -51,6 +53,18 @@ class PipelineOutput:
     def exceptions_by_reason(self) -> Counter[str]:
         """Reason code → distinct business exceptions raised."""
         return Counter(exception.reason_code.value for exception in self.exceptions.values())
+
+    def take_exception(self, record: BusinessException) -> None:
+        """Keep a record of the exceptions topic once, raised exceptions apart from notices."""
+        if record.raises:
+            self.exceptions.setdefault(record.exception_id, record)
+        else:
+            # An approval's closing record keeps the id of the exception it closes.
+            self.notices.setdefault(f"{record.exception_id}:{record.resolution}", record)
+
+    def kpi_exceptions(self) -> list[BusinessException]:
+        """What :func:`processors.kpis.compute_kpis` reads: the raised exceptions, then the notices."""
+        return [*self.exceptions.values(), *self.notices.values()]
 
 
 class OutputWatcher:
@@ -115,9 +129,8 @@ class OutputWatcher:
         output = self.output
         if isinstance(record, ErpCommand):
             output.commands.setdefault(record.command_id, record)
-        elif isinstance(record, BusinessException) and record.raises:
-            # Hold notices and approvals name the exception they belong to; they raise none.
-            output.exceptions.setdefault(record.exception_id, record)
+        elif isinstance(record, BusinessException):
+            output.take_exception(record)
         elif isinstance(record, OrderAccepted):
             output.cycle.orders.setdefault(
                 record.order_id, OrderFacts(record.occurred_at, record.subscription_id, record.correlation_id)
