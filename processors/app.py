@@ -25,18 +25,18 @@ import faust
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from processors.agents.batches import BufferLimits, EventAgent, FailurePolicy
-from processors.agents.decode import EventDecoder
-from processors.agents.dedupe import DEDUPE
-from processors.agents.ledger import LEDGER, RECON
-from processors.agents.master import MasterData
-from processors.agents.pipeline import Pipeline
-from processors.agents.reference import ReferenceFeed
-from processors.consumer import BatchConsumer, BatchRoute, BatchTransport, check_faust_version
+from processors.engine.batches import BufferLimits, EventAgent, FailurePolicy
+from processors.engine.consumer import BatchConsumer, BatchRoute, BatchTransport, check_faust_version
+from processors.engine.outputs import OutputProducer
+from processors.engine.pipeline import Pipeline
+from processors.engine.state import PartitionedTable
 from processors.errors import WorkerConfigError
 from processors.metrics import ProcessorMetrics
-from processors.outputs import OutputProducer
-from processors.state import PartitionedTable
+from processors.stages.accounting import LEDGER, RECON
+from processors.stages.decode import EventDecoder
+from processors.stages.dedupe import DEDUPE
+from processors.stages.master import MasterData
+from processors.stages.reference import ReferenceFeed
 from schemas.models import BusinessException, ErpCommand
 from schemas.names import EVENT_TYPES
 from streams.serde import AvroSerde
@@ -51,7 +51,7 @@ RETRY_TICK_S: Final = 0.1
 
 
 class RevstreamApp(faust.App):
-    """``faust.App`` whose consumer has the batch path (:mod:`processors.consumer`)."""
+    """``faust.App`` whose consumer has the batch path (:mod:`processors.engine.consumer`)."""
 
     batch_route: BatchRoute
     reference_feed: ReferenceFeed | None = None

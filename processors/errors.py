@@ -3,7 +3,7 @@
 A rule's error is the record's fault: it becomes a dead letter of the stage that raised it (the
 record is kept untouched and can be replayed once the cause is fixed). Undelivered outputs and
 configurations the broker cannot serve are not: they stop the worker
-(``processors/agents/failures.py``).
+(``processors/engine/failures.py``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ approve the quote's largest discount), or a later quote of the same opportunity 
 approval (the sales team corrected the discount). A refused approval raises ``APPROVAL_NOT_ALLOWED``
 and releases nothing. Once a quote is approved, later allowed approvals change nothing.
 
-Everything here is pure; :mod:`processors.agents.holds` stores the holds and re-queues the records.
+Everything here is pure; :mod:`processors.stages.holds` stores the holds and re-queues the records.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.agents.retry import RETRY_PREFIX, read_parked
+from processors.stages.retry import RETRY_PREFIX, read_parked
 from schemas.models import InvoicePosted, UsageRecorded
 from streams.deadletter import CONNECT_PREFIX, REVSTREAM_PREFIX, parse_dead_letter
 from streams.errors import CorruptRecordError, SerdeError

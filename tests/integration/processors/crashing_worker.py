@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from processors.state import PartitionedTable
+from processors.engine.state import PartitionedTable
 
 EXIT_CODE = 137
 _write = PartitionedTable.write

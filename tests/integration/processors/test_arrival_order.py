@@ -19,8 +19,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from processors.agents.ledger import Transition, recognise
 from processors.rules.recognition import product_accounts
+from processors.stages.accounting import Transition, recognise
 from schemas.models import EventEnvelope, JournalEntry, LineKind
 from tests.integration.processors.harness import Harness, WorkerProcess, wait_until
 from tests.unit.processors import factories as f

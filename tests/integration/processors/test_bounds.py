@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from processors.agents.retry import Parked, park_headers
+from processors.stages.retry import Parked, park_headers
 from tests.integration.processors.harness import Harness, WorkerProcess, wait_until
 from tests.unit.processors import factories as f
 

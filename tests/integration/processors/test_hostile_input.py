@@ -21,7 +21,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from processors.agents.retry import Parked, park_headers
+from processors.stages.retry import Parked, park_headers
 from schemas.loader import schema_by_stem
 from streams.clients import producer as make_producer
 from streams.deadletter import MAX_RECORD_BYTES, VALUE_PREFIX_BYTES, DeadLetter

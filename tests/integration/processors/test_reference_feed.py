@@ -8,9 +8,9 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.producers.publisher import Publisher
-from processors.agents.master import MasterLookup
-from processors.agents.reference import ReferenceFeed
 from processors.errors import WorkerConfigError
+from processors.stages.master import MasterLookup
+from processors.stages.reference import ReferenceFeed
 from schemas.models import Product
 from streams.clients import producer as make_producer
 from streams.serde import AvroSerde

@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from processors.agents.dedupe import DedupeEntry
+from processors.stages.dedupe import DedupeEntry
 from schemas.models import BusinessException, ErpCommand, EventEnvelope
 from streams.clients import consumer as make_consumer
 from streams.serde import AvroSerde

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from processors.codec import HotCodec
+from processors.engine.codec import HotCodec
 from processors.rules.commands import invoice_posted_commands
 from schemas.models import BusinessException, ErpCommand
 from streams.errors import RecordEncodeError, RegistryUnavailableError

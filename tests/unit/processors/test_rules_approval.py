@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from processors.agents.holds import Holds
-from processors.agents.ledger import Transition
 from processors.rules import policy
 from processors.rules.approval import QuoteHold, judge, quote_hold
 from processors.rules.enrich import MasterView
+from processors.stages.accounting import Transition
+from processors.stages.holds import Holds
 from schemas.models import DiscountApproved, EventEnvelope, ReasonCode
 from streams.deadletter import SourceRecord
 from streams.queue_settings import DEFAULT_APPROVAL_LEVELS

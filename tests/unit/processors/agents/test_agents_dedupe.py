@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.agents.dedupe import DedupeEntry, Verdict, judge
+from processors.stages.dedupe import DedupeEntry, Verdict, judge
 
 HORIZON = timedelta(days=7)
 DAY_MS = 86_400_000

@@ -1,6 +1,6 @@
 """The event agent's acknowledgement order and failure policy, with a scripted pipeline.
 
-The order is the delivery guarantee (``processors/agents/batches.py``): a batch's outputs are
+The order is the delivery guarantee (``processors/engine/batches.py``): a batch's outputs are
 delivered before its changelog records are produced, those are delivered before the local store is
 written, and only then are its source records acknowledged. Any failure that is not a record's
 fault is retried with back-off and then stops the worker through ``on_fatal``.
@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.agents import batches as batches_module
-from processors.agents.batches import BufferLimits, EventAgent, FailurePolicy
-from processors.agents.failures import WorkerStoppedError
-from processors.agents.retry import Parked, park_headers
+from processors.engine import batches as batches_module
+from processors.engine.batches import BufferLimits, EventAgent, FailurePolicy
+from processors.engine.failures import WorkerStoppedError
+from processors.engine.outputs import OutputProducer
+from processors.engine.state import StateBatch
 from processors.metrics import ProcessorMetrics
-from processors.outputs import OutputProducer
-from processors.state import StateBatch
+from processors.stages.retry import Parked, park_headers
 from streams.settings import KafkaSettings
 from tests.unit.processors.agents.test_agents_ordering import TP
 from tests.unit.processors.agents.test_agents_plumbing import FakeProducer, FakeTable

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date
 
-from processors.agents.ledger import (
+from processors.rules.recognition import LineAccounts, default_accounts
+from processors.rules.reconcile import ReconKey, ReconState, SourcePosition, usage_key
+from processors.stages.accounting import (
     LEDGER,
     RECON,
     InvoiceState,
@@ -15,9 +17,7 @@ from processors.agents.ledger import (
     recognise,
     reconcile,
 )
-from processors.agents.recon import report_batch, track_parked_usage
-from processors.rules.recognition import LineAccounts, default_accounts
-from processors.rules.reconcile import ReconKey, ReconState, SourcePosition, usage_key
+from processors.stages.mismatches import report_batch, track_parked_usage
 from schemas.models import EventEnvelope, JournalEntry, PaymentApplication
 from tests.unit.processors import factories as f
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from processors.agents.ordering import InputBuffer
+from processors.engine.ordering import InputBuffer
 
 
 @dataclass(frozen=True)

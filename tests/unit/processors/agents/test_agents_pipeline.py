@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from processors.agents.context import BatchContext
-from processors.agents.decode import Decoded
-from processors.agents.pipeline import Pipeline
-from processors.outputs import OutputProducer
+from processors.engine.context import BatchContext
+from processors.engine.outputs import OutputProducer
+from processors.engine.pipeline import Pipeline
 from processors.rules.enrich import MasterView
+from processors.stages.decode import Decoded
 from schemas.models import AvroRecord, BusinessException, ErpCommand, EventEnvelope
 from streams.deadletter import parse_dead_letter
 from streams.errors import RecordEncodeError
@@ -162,7 +162,7 @@ def test_a_defect_in_a_rule_propagates_instead_of_dead_lettering_a_good_record(
     def defect(*args: Any) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr("processors.agents.pipeline.recognise", defect)
+    monkeypatch.setattr("processors.engine.pipeline.recognise", defect)
     with pytest.raises(KeyError):
         pipeline.process(message(invoice), BatchContext(state=Store()))
     assert producer.sent == []

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from processors.agents.decode import CORRUPT_RECORD, INVALID_RECORD, UNKNOWN_SCHEMA_ID, decode_reason
-from processors.agents.failures import record_fault, systemic_failure
-from processors.agents.master import MasterLookup
+from processors.engine.failures import record_fault, systemic_failure
+from processors.engine.outputs import OutputProducer
+from processors.engine.state import StateBatch
 from processors.errors import (
     InvalidPeriodError,
     MissingAmountError,
@@ -20,8 +20,8 @@ from processors.errors import (
     UnpostableLineError,
 )
 from processors.metrics import BatchTally, ProcessorMetrics
-from processors.outputs import OutputProducer
-from processors.state import StateBatch
+from processors.stages.decode import CORRUPT_RECORD, INVALID_RECORD, UNKNOWN_SCHEMA_ID, decode_reason
+from processors.stages.master import MasterLookup
 from streams.errors import CorruptRecordError, InvalidRecordError, RecordEncodeError, UnknownSchemaIdError
 from streams.settings import KafkaSettings
 from tests.unit.processors import factories as f

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.agents.retry import RETRY_PREFIX, Parked, backoff, next_attempt, park_headers, read_parked
+from processors.stages.retry import RETRY_PREFIX, Parked, backoff, next_attempt, park_headers, read_parked
 
 BASE = timedelta(seconds=1)
 CAP = timedelta(seconds=60)

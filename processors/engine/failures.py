@@ -5,7 +5,7 @@
   topic with a reason (:func:`record_fault`), and the batch goes on.
 - **Anything else** (the local store, the broker, the registry, a store closed under a
   rebalance, or a defect of the worker itself): no record is blamed. The batch is tried again
-  with the capped exponential back-off of :func:`processors.agents.retry.backoff`; after
+  with the capped exponential back-off of :func:`processors.stages.retry.backoff`; after
   ``REVSTREAM_WORKER_FAILURE_ATTEMPTS`` attempts the worker stops with a non-zero exit and a
   one-line reason (:class:`WorkerStoppedError`), and its records are processed after a restart.
   Outputs that were not delivered stop it at once: the producer has already retried them.

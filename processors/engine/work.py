@@ -1,6 +1,6 @@
 """What the event agent works on: a batch's records, parked records waiting, and its limits.
 
-Plain data; the agent (:mod:`processors.agents.batches`) decides what happens to them.
+Plain data; the agent (:mod:`processors.engine.batches`) decides what happens to them.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.agents.retry import Parked
-from processors.state import StateBatch
+from processors.engine.state import StateBatch
+from processors.stages.retry import Parked
 
 __all__ = ["BufferLimits", "FailurePolicy", "Unacknowledged", "Waiting", "Work"]
 
@@ -36,7 +36,7 @@ class BufferLimits:
 
 @dataclass(frozen=True)
 class FailurePolicy:
-    """When a failing batch stops the worker (``processors/agents/failures.py``)."""
+    """When a failing batch stops the worker (``processors/engine/failures.py``)."""
 
     attempts: int = 6
     share_max: float = 0.5

@@ -25,7 +25,7 @@ class BatchContext:
     """What one batch accumulates besides its outputs: counts and per-record latencies."""
 
     state: Any
-    """The batch's :class:`processors.state.StateBatch`."""
+    """The batch's :class:`processors.engine.state.StateBatch`."""
     tally: BatchTally = field(default_factory=BatchTally.empty)
     event_times: list[float] = field(default_factory=list)
     """Event times (epoch seconds) of records that produced outputs or finished."""

@@ -1,6 +1,6 @@
 """The hold stage: what waits for a discount approval, and its release.
 
-Runs after policy (``processors/agents/pipeline.py``), over the worker's ``ledger`` table:
+Runs after policy (``processors/engine/pipeline.py``), over the worker's ``ledger`` table:
 ``hold:quote:<customer id>/<quote id>`` (a :class:`QuoteHold`) and
 ``hold:opp:<customer id>/<correlation id>`` (an :class:`OpportunityHold`: its current quote and the
 records that wait, byte for byte). Every event
@@ -21,11 +21,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from processors.agents.ledger import LEDGER, StateAccess, Transition
-from processors.agents.retry import Parked, park_headers
-from processors.codec import HotCodec
+from processors.engine.codec import HotCodec
+from processors.engine.outputs import OutputProducer
 from processors.metrics import BatchTally
-from processors.outputs import OutputProducer
 from processors.rules.approval import (
     RELEASED,
     HeldRecord,
@@ -40,6 +38,8 @@ from processors.rules.approval import (
     quote_hold,
     refusal,
 )
+from processors.stages.accounting import LEDGER, StateAccess, Transition
+from processors.stages.retry import Parked, park_headers
 from schemas.models import BusinessException, DiscountApproved, EventEnvelope, QuoteApproved
 from streams.deadletter import SourceRecord
 from streams.topics import TopicCatalog

@@ -26,7 +26,7 @@ Parked records read back from the retry topic before they are due wait here, una
 a crash re-reads them), and a timer runs them through the same lane when due; nothing waits in a
 source partition, and no partition's fetching stops for them.
 
-Fetched events wait in an :class:`processors.agents.ordering.InputBuffer` (unacknowledged) until
+Fetched events wait in an :class:`processors.engine.ordering.InputBuffer` (unacknowledged) until
 their turn: master data first, then timestamp order per partition number across the topics.
 """
 
@@ -40,21 +40,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from processors.agents.context import BatchContext
-from processors.agents.failures import (
+from processors.engine.context import BatchContext
+from processors.engine.failures import (
     FAILURE_BACKOFF,
     FAILURE_BACKOFF_MAX,
     WorkerStoppedError,
     systemic_failure,
 )
-from processors.agents.ordering import InputBuffer
-from processors.agents.pipeline import Pipeline
-from processors.agents.retry import backoff, read_parked
-from processors.agents.work import BufferLimits, FailurePolicy, Unacknowledged, Waiting, Work
+from processors.engine.ordering import InputBuffer
+from processors.engine.outputs import OutputProducer, PartitionOffsets
+from processors.engine.pipeline import Pipeline
+from processors.engine.state import PartitionedTable, StateBatch
+from processors.engine.work import BufferLimits, FailurePolicy, Unacknowledged, Waiting, Work
 from processors.errors import InvalidRetryRecordError, OutputDeliveryError
 from processors.metrics import ProcessorMetrics
-from processors.outputs import OutputProducer, PartitionOffsets
-from processors.state import PartitionedTable, StateBatch
+from processors.stages.retry import backoff, read_parked
 
 __all__ = ["BufferLimits", "EventAgent", "FailurePolicy"]
 
@@ -62,7 +62,7 @@ logger = logging.getLogger(__name__)
 
 
 class EventAgent:
-    """Processes batches handed over by :class:`processors.consumer.BatchConsumer`."""
+    """Processes batches handed over by :class:`processors.engine.consumer.BatchConsumer`."""
 
     def __init__(
         self,
@@ -297,7 +297,7 @@ class EventAgent:
                     # librdkafka already retried these for message.timeout.ms: nothing to gain here.
                     self._stop(str(exc))
                 except Exception as exc:
-                    # Not a record's fault (those are dead letters, processors/agents/failures.py):
+                    # Not a record's fault (those are dead letters, processors/engine/failures.py):
                     # the store, the broker, the registry or the worker itself.
                     if attempt == attempts:
                         self._stop(f"a batch failed {attempts} times, last with {type(exc).__name__}: {exc}")

@@ -28,7 +28,7 @@ from typing import Any
 import rocksdict
 from faust.types import TP
 
-from processors.outputs import OutputProducer, PartitionOffsets
+from processors.engine.outputs import OutputProducer, PartitionOffsets
 
 __all__ = ["PartitionedTable", "StateBatch"]
 

@@ -1,11 +1,11 @@
 """Reconciliation at batch level: parked usage registered, mismatches reported once per key and batch.
 
-Counting happens per record (:func:`processors.agents.ledger.reconcile`); reporting happens here,
+Counting happens per record (:func:`processors.stages.accounting.reconcile`); reporting happens here,
 when every record of the batch was counted and before the batch's outputs are awaited and its
 state written, so that a key's intermediate differences inside one batch are never raised: only
 its final standing difference, and only when it differs from the one reported before. The
 exceptions and the revisions they store belong to the same batch as the counts: delivered in its
-step 2, written in its step 3 (``processors/agents/batches.py``).
+step 2, written in its step 3 (``processors/engine/batches.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
-from processors.agents.ledger import RECON, load_recon, recon_key
 from processors.rules.reconcile import (
     ReconKey,
     ReconState,
@@ -24,6 +23,7 @@ from processors.rules.reconcile import (
     report,
     usage_key,
 )
+from processors.stages.accounting import RECON, load_recon, recon_key
 from schemas.models import BusinessException, EventEnvelope, UsageRecorded
 
 __all__ = ["BatchState", "report_batch", "track_parked_usage"]
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 class BatchState(Protocol):
-    """The batch's state overlay (:class:`processors.state.StateBatch`)."""
+    """The batch's state overlay (:class:`processors.engine.state.StateBatch`)."""
 
     def get(self, table: str, partition: int, key: bytes) -> bytes | None:
         """Return the value as the batch left it, else as stored."""

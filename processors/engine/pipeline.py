@@ -4,16 +4,16 @@ Synchronous and pure apart from two effects it is handed: the batch's :class:`St
 see earlier records of the batch) and the :class:`OutputProducer` (records queued, delivered by
 the caller per batch). A record's outputs are collected and encoded first, and queued with its
 state updates only when every stage and every encoding succeeded. When the failure is the
-record's fault (:func:`processors.agents.failures.record_fault`) the original record goes to its
+record's fault (:func:`processors.engine.failures.record_fault`) the original record goes to its
 stage's dead-letter topic instead, with the error, and nothing else of it is emitted; any other
-error propagates to :class:`processors.agents.batches.EventAgent`, which retries the batch and
+error propagates to :class:`processors.engine.batches.EventAgent`, which retries the batch and
 then stops the worker: a broken store or a defect never dead-letters good records.
 
 A record that passed dedupe and is then dead-lettered has its dedupe entry removed, so that
 replaying it from the dead-letter topic is processed rather than dropped as a duplicate.
 
 Reconciliation mismatches are reported by :meth:`Pipeline.finish`, once per key the batch
-touched, after every record of the batch was counted (``processors/agents/recon.py``).
+touched, after every record of the batch was counted (``processors/stages/mismatches.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from processors.agents.context import (
+from processors.engine.context import (
     BatchContext,
     Headers,
     epoch_millis_of,
@@ -32,11 +32,14 @@ from processors.agents.context import (
     source_position,
     source_record,
 )
-from processors.agents.decode import Decoded, DecodeFailure, EventDecoder
-from processors.agents.dedupe import DEDUPE, DedupeEntry, Verdict, judge
-from processors.agents.failures import record_fault
-from processors.agents.holds import HoldOutcome, Holds
-from processors.agents.ledger import (
+from processors.engine.failures import record_fault
+from processors.engine.outputs import OutputProducer
+from processors.errors import DependencyMissingError, DuplicateIdConflictError, MasterKeyError
+from processors.rules import policy
+from processors.rules.dedupe import fingerprint
+from processors.rules.enrich import missing_master_data
+from processors.rules.recognition import product_accounts
+from processors.stages.accounting import (
     RECON,
     Transition,
     dependency_reason,
@@ -45,15 +48,12 @@ from processors.agents.ledger import (
     recon_key,
     reconcile,
 )
-from processors.agents.master import REFERENCE_KINDS, MasterData
-from processors.agents.recon import report_batch, track_parked_usage
-from processors.agents.retry import Parked, next_attempt, park_headers
-from processors.errors import DependencyMissingError, DuplicateIdConflictError, MasterKeyError
-from processors.outputs import OutputProducer
-from processors.rules import policy
-from processors.rules.dedupe import fingerprint
-from processors.rules.enrich import missing_master_data
-from processors.rules.recognition import product_accounts
+from processors.stages.decode import Decoded, DecodeFailure, EventDecoder
+from processors.stages.dedupe import DEDUPE, DedupeEntry, Verdict, judge
+from processors.stages.holds import HoldOutcome, Holds
+from processors.stages.master import REFERENCE_KINDS, MasterData
+from processors.stages.mismatches import report_batch, track_parked_usage
+from processors.stages.retry import Parked, next_attempt, park_headers
 from schemas.models import EventEnvelope
 from streams.deadletter import RECORD_TOO_LARGE, Failure, SourceRecord, dead_letter_record, oversized
 from streams.errors import RegistryUnavailableError, SerdeError
@@ -360,7 +360,7 @@ class Pipeline:
         self.outputs.produce(self.catalog.retry_topic, message.key, message.value, headers, source.partition)
         ctx.tally.processed["enrich", "parked"] += 1
         if parked is None:
-            # Its copy counts when it comes back only while registered (processors/agents/recon.py).
+            # Its copy counts when it comes back only while registered (processors/stages/mismatches.py).
             track_parked_usage(ctx.state, event, source_position(source), dead_lettered=False)
 
     def _forget(self, event: EventEnvelope, source: SourceRecord, ctx: BatchContext) -> None:

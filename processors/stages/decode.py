@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from processors.codec import HotCodec
+from processors.engine.codec import HotCodec
 from schemas.errors import SchemaError
 from schemas.loader import AvroSchema, model_for_record, schema_for_model
 from schemas.models import EventEnvelope

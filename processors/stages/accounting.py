@@ -7,7 +7,7 @@ once per source offset, invoice lines once per line, a payment's open amount rem
 id), so re-processing a record after a crash converges to the same state.
 
 Reconciliation counts per record and reports per batch: :func:`reconcile` lists the keys a record
-changed, and :mod:`processors.agents.recon` reports each touched key once when the batch's records
+changed, and :mod:`processors.stages.mismatches` reports each touched key once when the batch's records
 are done, so a batch raises at most one mismatch revision per key (its final standing difference).
 
 Keys: ``recon`` table by (subscription, metric, period); ``ledger`` table ``inv:<invoice id>`` (what

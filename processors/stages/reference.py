@@ -10,7 +10,7 @@ group, from the beginning (the topics are compacted and small), and keeps the ne
 (``master_newer``) in memory. Events are held back until that first read has reached the end of
 every partition (:attr:`ReferenceFeed.caught_up`); records published later arrive within one fetch.
 
-Customers stay on the co-partitioned path (:mod:`processors.agents.master`): a customer's record
+Customers stay on the co-partitioned path (:mod:`processors.stages.master`): a customer's record
 and its events share a partition number, hence a worker.
 """
 
@@ -24,9 +24,9 @@ from typing import Any, Final
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
-from processors.agents.failures import FAILURE_BACKOFF, FAILURE_BACKOFF_MAX
-from processors.agents.retry import backoff
+from processors.engine.failures import FAILURE_BACKOFF, FAILURE_BACKOFF_MAX
 from processors.errors import WorkerConfigError
+from processors.stages.retry import backoff
 from streams.clients import consumer as make_consumer
 from streams.errors import RegistryUnavailableError
 from streams.settings import KafkaSettings

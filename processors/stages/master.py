@@ -1,7 +1,7 @@
 """Master data: customers in a Faust global table, products and legal entities read whole.
 
 Products and legal entities (reference data, named by every customer's events) are read by every
-worker from all partitions of their topics: :mod:`processors.agents.reference` says why. Customer
+worker from all partitions of their topics: :mod:`processors.stages.reference` says why. Customer
 records take the batch path like the events (their partitions are shared between workers,
 co-partitioned with the rest, so a customer's record reaches the worker of its events), and a
 fetch's customer records are applied before its events, so that an event published after its
@@ -24,9 +24,9 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from processors.agents.reference import ReferenceFeed
 from processors.errors import MasterKeyError
 from processors.rules.enrich import MasterView, master_newer
+from processors.stages.reference import ReferenceFeed
 from schemas.models import Customer, LegalEntity, MasterRecord, Product
 from schemas.names import MASTER_DATA_KINDS
 from streams.errors import RegistryUnavailableError, SerdeError
@@ -52,7 +52,7 @@ MASTER_ID_FIELDS: Mapping[str, str] = {
 """The field of each kind that holds the record's id: its topic's key."""
 
 REFERENCE_KINDS: frozenset[str] = frozenset({"product", "legal_entity"})
-"""Master data every worker reads whole (:mod:`processors.agents.reference`)."""
+"""Master data every worker reads whole (:mod:`processors.stages.reference`)."""
 
 M = TypeVar("M", Customer, Product, LegalEntity)
 
@@ -221,7 +221,7 @@ class MasterData:
     def apply(self, message: Any, state: Any) -> bool:
         """Store one master-data record if it is newer than what is stored; return whether it was.
 
-        ``state`` is the batch's :class:`processors.state.StateBatch`: the record is written to the
+        ``state`` is the batch's :class:`processors.engine.state.StateBatch`: the record is written to the
         global table's partition of the record (its changelog reaches the other workers) with the
         batch. The decoded cache is updated at once, so later events of the same batch see it. A
         tombstone removes the id.

@@ -1,0 +1,1 @@
+"""Stage adapters: each stage of the pipeline over the worker's state and outputs."""
