@@ -17,8 +17,19 @@ or refuse to start (RocksDB store: ``ConsistencyError``). :func:`streams.offsets
 asks the broker for the record batch the reported end points into and reads the high watermark of
 that fetch response, which is right; :class:`BatchConsumer` applies it to ``highwaters`` when enabled.
 
+A committed offset never passes a record that is not acknowledged. Faust's ``_new_offset``
+commits the end of the first consecutive run of acknowledged offsets, and lets that run begin one
+offset after the committed one (or anywhere when nothing was committed yet). Records of one
+partition are not always acknowledged in offset order here: a parked record waits on the retry
+topic until it is due while later ones that are due sooner finish first. Faust would commit past
+the waiting record, and a crash or a rebalance before it is due would lose it. So a partition's
+offset advances only over a run that starts at its committed offset (or, with none, at the first
+offset read since its assignment), and after a seek a jump in offsets counts as a gap from the
+position sought, not from one past it.
+
 This module depends on faust-streaming internals of the pinned version (0.15.3): the drain loop it
-replaces is ``faust.transport.consumer.Consumer._drain_messages``.
+replaces is ``faust.transport.consumer.Consumer._drain_messages``; it also overrides
+``_new_offset`` and ``perform_seek`` and reads ``_acked``, ``_gap`` and ``_committed_offset``.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
 import faust
@@ -45,6 +56,7 @@ __all__ = [
     "BatchRoute",
     "BatchTransport",
     "FAUST_VERSION",
+    "acknowledged_from",
     "check_faust_version",
 ]
 
@@ -92,6 +104,31 @@ class BatchConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_seen: dict[TP, tuple[int | None, float]] = {}
+        # The first offset read since the partition was assigned or sought, and the partitions whose
+        # read offset is a position sought (the next record to read), not a record read.
+        self._first_read: dict[TP, int] = {}
+        self._sought: set[TP] = set()
+
+    def _new_offset(self, tp: TP) -> int | None:
+        committed = self._committed_offset.get(tp)
+        base = committed if committed is not None else self._first_read.get(tp)
+        if not acknowledged_from(base, self._acked.get(tp, ()), self._gap.get(tp, ())):
+            return None
+        offset: int | None = super()._new_offset(tp)
+        return offset
+
+    async def perform_seek(self) -> None:
+        """Seek every partition to its committed offset, and start its first-read bookkeeping anew."""
+        await super().perform_seek()
+        self._first_read.clear()
+        self._sought = {tp for tp, offset in self._read_offset.items() if offset is not None}
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Forget the bookkeeping of revoked partitions, then let Faust handle the revocation."""
+        for tp in revoked:
+            self._first_read.pop(tp, None)
+            self._sought.discard(tp)
+        await super().on_partitions_revoked(revoked)
 
     def _new_consumer_thread(self) -> BatchConsumerThread:
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -154,6 +191,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
+        first_read = self._first_read
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 batch_topics = route.topics if route is not None else frozenset()
@@ -163,13 +201,21 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
+                    sought = self._sought
                     async for tp, message in ait:
                         offset = message.offset
                         r_offset = get_read_offset(tp)
                         if r_offset is not None and offset < r_offset:
                             continue
-                        if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
+                        if tp in sought:
+                            # The read offset is the position sought: records from there up to
+                            # this one are gone (compaction, retention), the first is not read.
+                            sought.discard(tp)
+                            if r_offset is not None and offset > r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset, offset)
+                        elif r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
                             await self._add_gap(tp, r_offset + 1, offset)
+                        first_read.setdefault(tp, offset)
                         if handler is not None and tp.topic in batch_topics:
                             batches.setdefault(tp, []).append(message)
                         else:
@@ -199,6 +245,16 @@ class BatchTransport(faust_aiokafka.Transport):
     """Faust's aiokafka transport whose consumer is a :class:`BatchConsumer`."""
 
     Consumer = BatchConsumer
+
+
+def acknowledged_from(base: int | None, acked: Collection[int], gaps: Iterable[Any]) -> bool:
+    """Whether the acknowledged offsets (``acked``, plus ``gaps``: intervals of offsets that hold no
+    record) begin at ``base``, the partition's committed offset or first offset read; ``False`` when
+    ``base`` is not known (a partition revoked since: its acknowledgements wait for its next owner).
+    """
+    if base is None:
+        return False
+    return base in acked or any(gap.begin <= base < gap.end for gap in gaps)
 
 
 def check_faust_version() -> None:
