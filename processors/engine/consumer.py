@@ -25,7 +25,9 @@ topic until it is due while later ones that are due sooner finish first. Faust w
 the waiting record, and a crash or a rebalance before it is due would lose it. So a partition's
 offset advances only over a run that starts at its committed offset (or, with none, at the first
 offset read since its assignment), and after a seek a jump in offsets counts as a gap from the
-position sought, not from one past it.
+position sought, not from one past it. Acknowledgements below the committed offset (made under an
+earlier assignment, before another owner committed past them) are dropped rather than committed
+back to.
 
 This module depends on faust-streaming internals of the pinned version (0.15.3): the drain loop it
 replaces is ``faust.transport.consumer.Consumer._drain_messages``; it also overrides
@@ -111,17 +113,27 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def _new_offset(self, tp: TP) -> int | None:
         committed = self._committed_offset.get(tp)
+        acked = self._acked.get(tp)
+        if committed is not None and acked and min(acked) < committed:
+            # Acknowledged under an earlier assignment, then committed by another owner: Faust would
+            # commit back to them, and then wait for ever for offsets that come no more.
+            stale = {offset for offset in acked if offset < committed}
+            acked[:] = [offset for offset in acked if offset >= committed]
+            self._acked_index[tp].difference_update(stale)
         base = committed if committed is not None else self._first_read.get(tp)
-        if not acknowledged_from(base, self._acked.get(tp, ()), self._gap.get(tp, ())):
+        if not acknowledged_from(base, acked or (), self._gap.get(tp, ())):
             return None
         offset: int | None = super()._new_offset(tp)
         return offset
 
     async def perform_seek(self) -> None:
-        """Seek every partition to its committed offset, and start its first-read bookkeeping anew."""
+        """Seek the partitions to their committed offsets, and start their first-read bookkeeping anew."""
         await super().perform_seek()
-        self._first_read.clear()
+        # A partition with nothing committed keeps its position (and its first offset read); one
+        # with a committed offset reads from there again.
         self._sought = {tp for tp, offset in self._read_offset.items() if offset is not None}
+        for tp in self._sought:
+            self._first_read.pop(tp, None)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """Forget the bookkeeping of revoked partitions, then let Faust handle the revocation."""

@@ -341,9 +341,10 @@ def report(
     """Report the standing difference if it differs from the one last reported, or ``restate`` it.
 
     ``trigger`` is the last event that changed the state (its ids make the exception's id, with
-    the revision); ``restate`` raises a revision even when the difference equals the one last
-    reported (the batch's counts left it and came back: see the module docstring). Returns the
-    state with the new revision and the exception, or the state unchanged and ``None``.
+    the revision and the counts it reports); ``restate`` raises a revision even when the
+    difference equals the one last reported (the batch's counts left it and came back: see the
+    module docstring). Returns the state with the new revision and the exception, or the state
+    unchanged and ``None``.
 
     Raises:
         RuleInputError: when ``tolerance`` is negative.
@@ -381,6 +382,13 @@ def report(
             state.metric,
             state.period,
             revision,
+            # What it says is part of its id: after a crash that lost the state of a revision it
+            # had delivered, the next worker raises that revision number again, from the same
+            # trigger, with the counts of another batch cut; under the same id every consumer
+            # (the exception queue keeps one record per id) would drop it as a repeat.
+            difference,
+            state.billed_quantity,
+            standing_now is None,
         ),
         reason_code=ReasonCode.USAGE_BILLING_MISMATCH,
         source_event_id=trigger.event_id,

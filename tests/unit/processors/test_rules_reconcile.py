@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.exceptions.queue import ExceptionRecord, apply_record
 from processors.errors import RuleInputError
 from processors.rules.reconcile import (
     ReconKey,
@@ -33,6 +34,7 @@ from schemas.models import (
     ReasonCode,
     UsageRecorded,
 )
+from streams.queue_settings import ExceptionQueueSettings
 from tests.unit.processors import factories as f
 
 KEY = ReconKey("S1", "api_calls", "2024-01")
@@ -126,6 +128,32 @@ def test_late_usage_reopens_with_a_new_revision_and_id_and_resolution_closes_it(
     zero = f.usage("U3", 0)
     state, raised = _said(_count(state, zero, at(2)), zero)
     assert raised == [] and state.revision == 3 and state.mark(at(2)).offset == 2
+
+
+def test_a_revision_raised_again_after_a_crash_with_other_counts_is_not_taken_for_a_repeat() -> None:
+    # The first worker bills the invoice before any usage and delivers revision 1 (-100), then dies
+    # before that state is stored. The next one counts the usage and the invoice in one batch:
+    # revision 1 again, triggered by the same invoice, standing at -30.
+    invoice = _invoice(100)
+    _, (delivered,) = _said(_bill(None, invoice), invoice)
+    usage = f.usage("U1", 70)
+    _, (again,) = _said(_bill(_count(None, usage, at(0)), invoice), invoice)
+    assert (delivered.revision, again.revision) == (1, 1)
+    assert again.exception_id != delivered.exception_id
+    # The queue row then stands at what the second worker counted.
+    queue = ExceptionQueueSettings()
+    first = apply_record(None, _queued(delivered, 0), queue)
+    assert first is not None
+    second = apply_record(first.row, _queued(again, 1), queue)
+    assert second is not None and second.row.quantity_difference == -30
+    # An exact repeat of a revision keeps its id.
+    _, (repeat,) = _said(_bill(_count(None, usage, at(0)), invoice), invoice)
+    assert repeat.exception_id == again.exception_id
+
+
+def _queued(exception: BusinessException, offset: int) -> ExceptionRecord:
+    seen = datetime(2026, 3, 1, tzinfo=UTC)
+    return ExceptionRecord(exception.model_dump(mode="json"), seen, "ns.exceptions", 0, offset)
 
 
 def test_a_batch_reports_only_its_final_standing_difference() -> None:
