@@ -156,6 +156,18 @@ def _queued(exception: BusinessException, offset: int) -> ExceptionRecord:
     return ExceptionRecord(exception.model_dump(mode="json"), seen, "ns.exceptions", 0, offset)
 
 
+def test_a_resolved_mismatch_stays_resolved_while_the_difference_drifts_within_the_tolerance() -> None:
+    invoice = _invoice(10)
+    state, (over,) = _said(_bill(None, invoice), invoice, tolerance=2)
+    usage = f.usage("U1", 10)
+    state, (resolved,) = _said(_count(state, usage, at(0)), usage, tolerance=2)
+    assert (over.quantity_difference, resolved.quantity_difference) == (-10, 0)
+    assert resolved.resolution == "resolved"
+    drift = f.usage("U2", 1)
+    state, raised = _said(_count(state, drift, at(1)), drift, tolerance=2)
+    assert raised == [] and state.difference == 1 and state.reported_difference is None
+
+
 def test_a_batch_reports_only_its_final_standing_difference() -> None:
     # What the worker does: count every record of a batch, then report each touched key once.
     invoice = _invoice(100)
@@ -400,8 +412,12 @@ def test_any_arrival_order_and_batching_ends_with_the_same_totals_and_standing_d
             assert state.reported_difference == expected
             # What was last said about the key is what stands now; every revision has its own id.
             assert state.revision == len(raised)
-            if raised:
+            if raised and raised[-1].resolution is None:
                 assert raised[-1].quantity_difference == metered - billed
+            elif raised:
+                # Resolved stays resolved while the difference moves within the tolerance: the
+                # resolution's figures are those it was raised with (no revision per unit of drift).
+                assert expected is None and abs(raised[-1].quantity_difference or 0) <= tolerance
             else:
                 assert expected is None
             assert len({e.exception_id for e in raised}) == len(raised)
