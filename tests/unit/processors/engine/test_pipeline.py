@@ -22,7 +22,7 @@ from streams.errors import RecordEncodeError
 from streams.settings import KafkaSettings, WorkerSettings
 from streams.topics import TopicCatalog
 from tests.unit.processors import factories as f
-from tests.unit.processors.agents.test_agents_plumbing import FakeProducer
+from tests.unit.processors.engine.fakes import FakeProducer
 
 CATALOG = TopicCatalog("ns", 3, 1)
 

@@ -24,8 +24,7 @@ from processors.engine.state import StateBatch
 from processors.metrics import ProcessorMetrics
 from processors.stages.retry import Parked, park_headers
 from streams.settings import KafkaSettings
-from tests.unit.processors.agents.test_agents_ordering import TP
-from tests.unit.processors.agents.test_agents_plumbing import FakeProducer, FakeTable
+from tests.unit.processors.engine.fakes import TP, FakeProducer, FakeTable
 
 COMMANDS = "ns.erp.commands"
 
