@@ -26,7 +26,8 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processors.engine.batches import BufferLimits, EventAgent, FailurePolicy
-from processors.engine.consumer import BatchConsumer, BatchRoute, BatchTransport, check_faust_version
+from processors.engine.consumer import BatchConsumer, BatchRoute, BatchTransport
+from processors.engine.faust_internals import TransportApp, check_faust_version
 from processors.engine.outputs import OutputProducer
 from processors.engine.pipeline import Pipeline
 from processors.engine.state import PartitionedTable
@@ -50,14 +51,12 @@ logger = logging.getLogger(__name__)
 RETRY_TICK_S: Final = 0.1
 
 
-class RevstreamApp(faust.App):
+class RevstreamApp(TransportApp):
     """``faust.App`` whose consumer has the batch path (:mod:`processors.engine.consumer`)."""
 
+    transport_class = BatchTransport
     batch_route: BatchRoute
     reference_feed: ReferenceFeed | None = None
-
-    def _new_transport(self) -> Any:
-        return BatchTransport(self.conf.broker_consumer, self)
 
     async def on_stop(self) -> None:
         """Stop the reference-data reader with the app."""
