@@ -1,7 +1,7 @@
 """The Faust app of the processors, built from settings, with every agent wired explicitly.
 
 :func:`build_app` returns a :class:`ProcessorApp`: the ``faust.App`` (no autodiscovery), its
-tables (dedupe, reconciliation, ledger: RocksDB store plus changelog topics, under the worker's
+tables (dedupe, reconciliation, contracts: RocksDB store plus changelog topics, under the worker's
 data dir), the master-data global tables, the event agent that runs the master-data, canonical
 and retry topics through the pipeline in batches, a timer that runs parked records when they are
 due, and ``/metrics`` on the worker's web port.
@@ -33,7 +33,7 @@ from processors.engine.pipeline import Pipeline
 from processors.engine.state import PartitionedTable
 from processors.errors import WorkerConfigError
 from processors.metrics import ProcessorMetrics
-from processors.stages.accounting import LEDGER, RECON
+from processors.stages.accounting import CONTRACTS, RECON
 from processors.stages.decode import EventDecoder
 from processors.stages.dedupe import DEDUPE
 from processors.stages.master import MasterData
@@ -187,7 +187,7 @@ def build_app(
             options={"ttl": 2 * horizon_s},
         ),
         state_table(RECON),
-        state_table(LEDGER),
+        state_table(CONTRACTS),
     ]
     master = MasterData(
         app,

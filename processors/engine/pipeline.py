@@ -42,11 +42,11 @@ from processors.rules.recognition import product_accounts
 from processors.stages.accounting import (
     RECON,
     Transition,
+    count_usage_and_billing,
     dependency_reason,
     missing_dependencies,
     recognise,
     recon_key,
-    reconcile,
 )
 from processors.stages.decode import Decoded, DecodeFailure, EventDecoder
 from processors.stages.dedupe import DEDUPE, DedupeEntry, Verdict, judge
@@ -227,7 +227,10 @@ class Pipeline:
             if not out.exceptions and not held.done:
                 position, retried = source_position(source), parked is not None
                 tolerance = self.worker.reconciliation_tolerance
-                self._stage("reconcile", lambda: reconcile(event, read, position, retried, tolerance, out))
+                self._stage(
+                    "reconcile",
+                    lambda: count_usage_and_billing(event, read, position, retried, tolerance, out),
+                )
                 self._stage("recognise", lambda: recognise(event, read, out, self._accounts_of))
             encoded = self._stage("recognise", lambda: self._encode(event, out))
         except _StageFailedError as failed:
@@ -279,9 +282,9 @@ class Pipeline:
             ctx.triggers[event.event_id] = source
         for table, state_key, value in out.updates:
             ctx.state.put(table, partition, state_key, value)
-        for recon, departed in out.touched:
-            earlier = ctx.touched.get((partition, recon))
-            ctx.touched[partition, recon] = (event, departed or (earlier is not None and earlier[1]))
+        for touched_key, departed in out.touched:
+            earlier = ctx.touched.get((partition, touched_key))
+            ctx.touched[partition, touched_key] = (event, departed or (earlier is not None and earlier[1]))
         outcome = "exception" if out.exceptions and not out.commands else "passed"
         ctx.tally.processed["recognise", outcome] += 1
         ctx.event_times.append(event.occurred_at.timestamp())

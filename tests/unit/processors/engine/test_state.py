@@ -41,14 +41,14 @@ def test_the_overlay_reads_its_own_writes_and_writes_each_partition_once():
 
 
 def test_a_batch_reads_through_the_previous_batch_until_that_one_is_written():
-    table = FakeTable("ledger", {(0, b"k"): b"stored"})
+    table = FakeTable("contracts", {(0, b"k"): b"stored"})
     previous = StateBatch([table])
-    previous.put("ledger", 0, b"k", b"previous")
-    previous.put("ledger", 0, b"gone", None)
+    previous.put("contracts", 0, b"k", b"previous")
+    previous.put("contracts", 0, b"gone", None)
     batch = StateBatch([table], beneath=previous)
-    assert batch.get("ledger", 0, b"k") == b"previous"
-    assert batch.get("ledger", 0, b"gone") is None
-    batch.put("ledger", 0, b"k", b"mine")
-    assert batch.get("ledger", 0, b"k") == b"mine"
+    assert batch.get("contracts", 0, b"k") == b"previous"
+    assert batch.get("contracts", 0, b"gone") is None
+    batch.put("contracts", 0, b"k", b"mine")
+    assert batch.get("contracts", 0, b"k") == b"mine"
     batch.detach()
-    assert batch.get("ledger", 0, b"other") is None and len(batch) == 1
+    assert batch.get("contracts", 0, b"other") is None and len(batch) == 1
