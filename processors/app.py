@@ -1,7 +1,7 @@
 """The Faust app of the processors, built from settings, with every agent wired explicitly.
 
 :func:`build_app` returns a :class:`ProcessorApp`: the ``faust.App`` (no autodiscovery), its
-tables (dedupe, reconciliation, ledger: RocksDB store plus changelog topics, under the worker's
+tables (dedupe, reconciliation, contracts: RocksDB store plus changelog topics, under the worker's
 data dir), the master-data global tables, the event agent that runs the master-data, canonical
 and retry topics through the pipeline in batches, a timer that runs parked records when they are
 due, and ``/metrics`` on the worker's web port.
@@ -26,13 +26,14 @@ from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processors.engine.batches import BufferLimits, EventAgent, FailurePolicy
-from processors.engine.consumer import BatchConsumer, BatchRoute, BatchTransport, check_faust_version
+from processors.engine.consumer import BatchConsumer, BatchRoute, BatchTransport
+from processors.engine.faust_internals import TransportApp, check_faust_version
 from processors.engine.outputs import OutputProducer
 from processors.engine.pipeline import Pipeline
 from processors.engine.state import PartitionedTable
 from processors.errors import WorkerConfigError
 from processors.metrics import ProcessorMetrics
-from processors.stages.accounting import LEDGER, RECON
+from processors.stages.accounting import CONTRACTS, RECON
 from processors.stages.decode import EventDecoder
 from processors.stages.dedupe import DEDUPE
 from processors.stages.master import MasterData
@@ -50,14 +51,12 @@ logger = logging.getLogger(__name__)
 RETRY_TICK_S: Final = 0.1
 
 
-class RevstreamApp(faust.App):
+class RevstreamApp(TransportApp):
     """``faust.App`` whose consumer has the batch path (:mod:`processors.engine.consumer`)."""
 
+    transport_class = BatchTransport
     batch_route: BatchRoute
     reference_feed: ReferenceFeed | None = None
-
-    def _new_transport(self) -> Any:
-        return BatchTransport(self.conf.broker_consumer, self)
 
     async def on_stop(self) -> None:
         """Stop the reference-data reader with the app."""
@@ -188,7 +187,7 @@ def build_app(
             options={"ttl": 2 * horizon_s},
         ),
         state_table(RECON),
-        state_table(LEDGER),
+        state_table(CONTRACTS),
     ]
     master = MasterData(
         app,

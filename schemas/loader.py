@@ -27,7 +27,6 @@ from schemas.models import (
     ContractAmended,
     ContractRenewed,
     Customer,
-    DeadLetter,
     DiscountApproved,
     ErpCommand,
     EventEnvelope,
@@ -86,7 +85,6 @@ MODELS_BY_STEM: Final[Mapping[str, type[AvroRecord]]] = {
     "legal_entity": LegalEntity,
     "erp_command": ErpCommand,
     "business_exception": BusinessException,
-    "dead_letter": DeadLetter,
 }
 """``.avsc`` file stem → the model mirroring its top-level record."""
 

@@ -21,7 +21,8 @@ __all__ = [
 
 AVRO_NAMESPACE: Final = "io.revstream"
 # Every record lives under one of these: canonical events, master data, ERP commands, and the
-# business-exception / dead-letter records of operations.
+# business-exception records of operations. Dead letters are no Avro record: they keep the original
+# record's bytes and add headers (streams/deadletter.py).
 EVENTS_NAMESPACE: Final = f"{AVRO_NAMESPACE}.events"
 MASTER_NAMESPACE: Final = f"{AVRO_NAMESPACE}.master"
 ERP_NAMESPACE: Final = f"{AVRO_NAMESPACE}.erp"

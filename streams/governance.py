@@ -101,8 +101,8 @@ def bind_subjects(
     """Return the subject of every local schema, by the catalog's topics and ``strategy``.
 
     A schema carried by a catalog topic is governed under ``<topic>-value`` (TopicNameStrategy) or
-    its record name (RecordNameStrategy); a schema no topic carries (the dead-letter envelope) is
-    always governed under its record name.
+    its record name (RecordNameStrategy); a schema no topic carries is always governed under its
+    record name.
     """
     schemas = {schema.stem: schema for schema in load_directory(directory)}
     topics = {spec.value_schema: spec.name for spec in catalog.specs() if spec.value_schema}

@@ -1,1 +1,1 @@
-"""The batch engine: Faust consumer with a batch path, batch agent, state overlay, outputs, codec."""
+"""The batch engine: Faust consumer with a batch path, event agent, pipeline, state overlay, outputs."""

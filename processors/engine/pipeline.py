@@ -9,8 +9,8 @@ stage's dead-letter topic instead, with the error, and nothing else of it is emi
 error propagates to :class:`processors.engine.batches.EventAgent`, which retries the batch and
 then stops the worker: a broken store or a defect never dead-letters good records.
 
-A record that passed dedupe and is then dead-lettered has its dedupe entry removed, so that
-replaying it from the dead-letter topic is processed rather than dropped as a duplicate.
+Where a record that leaves the sequence goes (the retry topic, a dead-letter topic) and what is
+written there is :mod:`processors.engine.diversions`.
 
 Reconciliation mismatches are reported by :meth:`Pipeline.finish`, once per key the batch
 touched, after every record of the batch was counted (``processors/stages/mismatches.py``).
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from processors.engine.context import (
@@ -32,9 +30,10 @@ from processors.engine.context import (
     source_position,
     source_record,
 )
+from processors.engine.diversions import Diversions
 from processors.engine.failures import record_fault
 from processors.engine.outputs import OutputProducer
-from processors.errors import DependencyMissingError, DuplicateIdConflictError, MasterKeyError
+from processors.errors import DuplicateIdConflictError, MasterKeyError
 from processors.rules import policy
 from processors.rules.dedupe import fingerprint
 from processors.rules.enrich import missing_master_data
@@ -42,20 +41,19 @@ from processors.rules.recognition import product_accounts
 from processors.stages.accounting import (
     RECON,
     Transition,
-    dependency_reason,
+    count_usage_and_billing,
     missing_dependencies,
     recognise,
     recon_key,
-    reconcile,
 )
 from processors.stages.decode import Decoded, DecodeFailure, EventDecoder
 from processors.stages.dedupe import DEDUPE, DedupeEntry, Verdict, judge
 from processors.stages.holds import HoldOutcome, Holds
-from processors.stages.master import REFERENCE_KINDS, MasterData
-from processors.stages.mismatches import report_batch, track_parked_usage
-from processors.stages.retry import Parked, next_attempt, park_headers
+from processors.stages.master import MasterData
+from processors.stages.mismatches import report_batch
+from processors.stages.retry import Parked
 from schemas.models import EventEnvelope
-from streams.deadletter import RECORD_TOO_LARGE, Failure, SourceRecord, dead_letter_record, oversized
+from streams.deadletter import RECORD_TOO_LARGE, SourceRecord, oversized
 from streams.errors import RegistryUnavailableError, SerdeError
 from streams.queue_settings import load_queue_settings
 from streams.serde import AvroSerde
@@ -67,8 +65,6 @@ __all__ = ["BatchContext", "Pipeline"]
 logger = logging.getLogger(__name__)
 
 DUPLICATE_ID_CONFLICT: Final = "DUPLICATE_ID_CONFLICT"
-MASTER_DATA_MISSING: Final = "MASTER_DATA_MISSING"
-REFERENCE_FIRST_RETRY: Final = timedelta(milliseconds=200)
 UNREADABLE_MASTER_DATA: Final = "UNREADABLE_MASTER_DATA"
 INVALID_MASTER_KEY: Final = "INVALID_MASTER_KEY"
 
@@ -105,7 +101,7 @@ class Pipeline:
         self.master = master
         self.outputs = outputs
         self.holds = holds or Holds(load_queue_settings().approval_levels, catalog, self.codec, outputs)
-        self._dlq = {stage: catalog.deadletter_topic(stage) for stage in ("decode", "dedupe", "enrich")}
+        self.diversions = Diversions(catalog=catalog, worker=worker, group_id=group_id, outputs=outputs)
         self._accounts_of = product_accounts(master.view.product)
 
     # -- entry points ---------------------------------------------------------------------------
@@ -115,11 +111,11 @@ class Pipeline:
         topic, partition, offset = message.topic, message.partition, message.offset
         source = source_record(message)
         if (too_large := oversized(source)) is not None:  # it could be neither parked nor kept whole
-            self._dead_letter(ctx, source, "decode", RECORD_TOO_LARGE, too_large)
+            self.diversions.dead_letter(ctx, source, "decode", RECORD_TOO_LARGE, too_large)
             return
         decoded = self.decoder.decode(message.value, topic, partition, offset)
         if isinstance(decoded, DecodeFailure):
-            self._dead_letter(ctx, source, "decode", decoded.reason, decoded.error)
+            self.diversions.dead_letter(ctx, source, "decode", decoded.reason, decoded.error)
             return
         now_ms = epoch_millis_of(message.timestamp)
         digest = fingerprint(decoded.record)
@@ -135,7 +131,7 @@ class Pipeline:
             conflict = DuplicateIdConflictError(
                 f"event id {decoded.event.event_id} was seen with another payload; the first one stands"
             )
-            self._dead_letter(ctx, source, "dedupe", DUPLICATE_ID_CONFLICT, conflict)
+            self.diversions.dead_letter(ctx, source, "dedupe", DUPLICATE_ID_CONFLICT, conflict)
             return
         ctx.tally.processed["dedupe", "redelivered" if verdict is Verdict.REDELIVERED else "passed"] += 1
         if remember is not None:
@@ -150,7 +146,7 @@ class Pipeline:
         """
         source = source_record(message)
         if (too_large := oversized(source)) is not None:  # its changelog record could not be written
-            self._dead_letter(ctx, source, "decode", RECORD_TOO_LARGE, too_large)
+            self.diversions.dead_letter(ctx, source, "decode", RECORD_TOO_LARGE, too_large)
             return
         reference = message.topic in self.master.reference_topics
         try:
@@ -163,7 +159,7 @@ class Pipeline:
             raise  # not the record's fault
         except (SerdeError, MasterKeyError) as exc:
             reason = INVALID_MASTER_KEY if isinstance(exc, MasterKeyError) else UNREADABLE_MASTER_DATA
-            self._dead_letter(ctx, source, "decode", reason, exc)
+            self.diversions.dead_letter(ctx, source, "decode", reason, exc)
             return
         outcome = "checked" if reference else ("applied" if applied else "older")
         ctx.tally.processed["master", outcome] += 1
@@ -181,18 +177,18 @@ class Pipeline:
             header_tuple(original_headers),
         )
         if (too_large := oversized(source)) is not None:  # parking it again would fail
-            self._dead_letter(ctx, source, "enrich", RECORD_TOO_LARGE, too_large, parked)
+            self.diversions.dead_letter(ctx, source, "enrich", RECORD_TOO_LARGE, too_large, parked)
             return
         decoded = self.decoder.decode(message.value, parked.topic, parked.partition, parked.offset)
         if isinstance(decoded, DecodeFailure):
-            self._dead_letter(ctx, source, "decode", decoded.reason, decoded.error)
+            self.diversions.dead_letter(ctx, source, "decode", decoded.reason, decoded.error)
             return
         ctx.tally.processed["retry", "attempted"] += 1
         self._after_dedupe(decoded, message, source, parked, int(time.time() * 1000), ctx)
 
     def dead_letter_invalid(self, message: Any, exc: BaseException, reason: str, ctx: BatchContext) -> None:
         """Dead-letter a retry-topic record that cannot be retried (stage ``enrich``)."""
-        self._dead_letter(ctx, source_record(message), "enrich", reason, exc)
+        self.diversions.dead_letter(ctx, source_record(message), "enrich", reason, exc)
 
     # -- the stages after dedupe ------------------------------------------------------------------
 
@@ -222,17 +218,20 @@ class Pipeline:
             if not missing and not out.exceptions and not held.done:
                 missing = self._stage("recognise", lambda: missing_dependencies(event, read))
             if missing:
-                self._park(message, source, event, parked, missing, ctx)
+                self.diversions.park(message, source, event, parked, missing, ctx)
                 return
             if not out.exceptions and not held.done:
                 position, retried = source_position(source), parked is not None
                 tolerance = self.worker.reconciliation_tolerance
-                self._stage("reconcile", lambda: reconcile(event, read, position, retried, tolerance, out))
+                self._stage(
+                    "reconcile",
+                    lambda: count_usage_and_billing(event, read, position, retried, tolerance, out),
+                )
                 self._stage("recognise", lambda: recognise(event, read, out, self._accounts_of))
             encoded = self._stage("recognise", lambda: self._encode(event, out))
         except _StageFailedError as failed:
-            self._forget(event, source, ctx)
-            self._dead_letter(ctx, source, failed.stage, failed.reason, failed.cause, parked)
+            self.diversions.forget(event, source, ctx)
+            self.diversions.dead_letter(ctx, source, failed.stage, failed.reason, failed.cause, parked)
             return
         self._emit(event, message, source, out, encoded, ctx)
         self.holds.deliver(held, ctx.tally)
@@ -279,9 +278,9 @@ class Pipeline:
             ctx.triggers[event.event_id] = source
         for table, state_key, value in out.updates:
             ctx.state.put(table, partition, state_key, value)
-        for recon, departed in out.touched:
-            earlier = ctx.touched.get((partition, recon))
-            ctx.touched[partition, recon] = (event, departed or (earlier is not None and earlier[1]))
+        for touched_key, departed in out.touched:
+            earlier = ctx.touched.get((partition, touched_key))
+            ctx.touched[partition, touched_key] = (event, departed or (earlier is not None and earlier[1]))
         outcome = "exception" if out.exceptions and not out.commands else "passed"
         ctx.tally.processed["recognise", outcome] += 1
         ctx.event_times.append(event.occurred_at.timestamp())
@@ -307,102 +306,10 @@ class Pipeline:
                 if reason is None or source is None:
                     raise
                 ctx.state.put(RECON, partition, recon_key(key), before)  # the revision was not raised
-                self._dead_letter(ctx, source, "reconcile", reason, exc)
+                self.diversions.dead_letter(ctx, source, "reconcile", reason, exc)
                 continue
             for exception, value in encoded:
                 self.outputs.produce(topic, exception.customer_id.encode(), value)
                 ctx.tally.exceptions[exception.reason_code.value] += 1
         ctx.touched.clear()
         ctx.triggers.clear()
-
-    # -- parking and dead letters -----------------------------------------------------------------
-
-    def _park(
-        self,
-        message: Any,
-        source: SourceRecord,
-        event: EventEnvelope,
-        parked: Parked | None,
-        missing: Sequence[str],
-        ctx: BatchContext,
-    ) -> None:
-        now_ms = int(time.time() * 1000)
-        reasons = [dependency_reason(item) for item in missing]
-        master_missing = MASTER_DATA_MISSING in reasons
-        reason = MASTER_DATA_MISSING if master_missing else reasons[0]
-        upcoming = next_attempt(
-            parked,
-            missing=missing,
-            reason=reason,
-            now_ms=now_ms,
-            origin=(source.topic, source.partition, source.offset),
-            max_attempts=self.worker.master_retry_attempts,
-            base=self.worker.master_retry_backoff,
-            cap=self.worker.master_retry_backoff_max,
-            # Reference data has its own reader, which may be one fetch behind an event published
-            # right after the product it names: look again soon before backing off.
-            first_delay=REFERENCE_FIRST_RETRY if all(_is_reference(item) for item in missing) else None,
-        )
-        if upcoming is None:
-            attempts = 1 if parked is None else parked.attempt + 1
-            exc = DependencyMissingError(
-                f"still missing after {attempts} attempts: {', '.join(missing)}; publish it, then "
-                f"`revstream dlq replay --reason {reason}`"
-            )
-            self._forget(event, source, ctx)
-            track_parked_usage(ctx.state, event, source_position(source), dead_lettered=True)
-            stage = "enrich" if master_missing else "recognise"
-            self._dead_letter(ctx, source, stage, reason, exc, parked, attempts=attempts)
-            return
-        headers = park_headers(source.headers, upcoming)
-        # The same partition number: the retry topic is co-partitioned, so the record comes back to
-        # whichever worker owns this customer's state then.
-        self.outputs.produce(self.catalog.retry_topic, message.key, message.value, headers, source.partition)
-        ctx.tally.processed["enrich", "parked"] += 1
-        if parked is None:
-            # Its copy counts when it comes back only while registered (processors/stages/mismatches.py).
-            track_parked_usage(ctx.state, event, source_position(source), dead_lettered=False)
-
-    def _forget(self, event: EventEnvelope, source: SourceRecord, ctx: BatchContext) -> None:
-        key = event.event_id.encode()
-        raw = ctx.state.get(DEDUPE, source.partition, key)
-        if raw is None:
-            return
-        try:
-            entry = DedupeEntry.decode(raw)
-        except Exception:  # an unreadable entry is replaced by the next sighting anyway
-            return
-        if entry.same_record(source.topic, source.partition, source.offset):
-            ctx.state.put(DEDUPE, source.partition, key, None)
-
-    def _dead_letter(
-        self,
-        ctx: BatchContext,
-        source: SourceRecord,
-        stage: str,
-        reason: str,
-        exc: BaseException,
-        parked: Parked | None = None,
-        attempts: int | None = None,
-    ) -> None:
-        first = None
-        if parked is not None:
-            first = datetime.fromtimestamp(parked.first_failure_ms / 1000, UTC)
-        failure = Failure.from_exception(
-            stage,
-            reason,
-            exc,
-            consumer_group=self.group_id,
-            attempt=attempts if attempts is not None else (parked.attempt + 1 if parked else 1),
-            first_failure_at=first,
-        )
-        topic = self._dlq.get(stage) or self.catalog.deadletter_topic(stage)
-        letter = dead_letter_record(source, failure)
-        self.outputs.produce(topic, letter.key, letter.value, letter.headers)
-        ctx.tally.dead_letters[stage, letter.reason_code] += 1
-        ctx.tally.processed[stage, "dead_lettered"] += 1
-        logger.debug("dead letter %s/%s: %s", stage, reason, exc)
-
-
-def _is_reference(missing: str) -> bool:
-    return missing.split(":", 1)[0] in REFERENCE_KINDS

@@ -28,6 +28,7 @@ from typing import Any
 import rocksdict
 from faust.types import TP
 
+from processors.engine.faust_internals import partition_db, persist_changelog_offset
 from processors.engine.outputs import OutputProducer, PartitionOffsets
 
 __all__ = ["PartitionedTable", "StateBatch"]
@@ -49,9 +50,7 @@ class PartitionedTable:
         return name
 
     def _db(self, partition: int) -> Any:
-        # Faust's RocksDB store keeps one database per partition and opens it on assignment; this is
-        # the same lookup its own get/set do after reading the partition from the current event.
-        return self.table.data._db_for_partition(partition)
+        return partition_db(self.table, partition)
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         """Return the stored value of ``key`` in ``partition``, or ``None``."""
@@ -70,7 +69,7 @@ class PartitionedTable:
 
     def persist_offset(self, partition: int, offset: int) -> None:
         """Record that the local store holds the changelog up to ``offset`` (Faust's recovery start)."""
-        self.table.data.set_persisted_offset(TP(self.changelog_topic, partition), offset)
+        persist_changelog_offset(self.table, TP(self.changelog_topic, partition), offset)
 
 
 class StateBatch:

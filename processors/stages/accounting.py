@@ -6,11 +6,12 @@ updates only when every stage of that record succeeded. Every update is idempote
 once per source offset, invoice lines once per line, a payment's open amount remembered by payment
 id), so re-processing a record after a crash converges to the same state.
 
-Reconciliation counts per record and reports per batch: :func:`reconcile` lists the keys a record
-changed, and :mod:`processors.stages.mismatches` reports each touched key once when the batch's records
-are done, so a batch raises at most one mismatch revision per key (its final standing difference).
+Reconciliation counts per record and reports per batch: :func:`count_usage_and_billing` lists the
+keys a record changed, and :mod:`processors.stages.mismatches` reports each touched key once when
+the batch's records are done, so a batch raises at most one mismatch revision per key (its final
+standing difference).
 
-Keys: ``recon`` table by (subscription, metric, period); ``ledger`` table ``inv:<invoice id>`` (what
+Keys: ``reconcile`` table by (subscription, metric, period); ``contracts`` table ``inv:<invoice id>`` (what
 a payment is applied against), ``sub:<subscription id>`` (its schedule ids, order lines' products,
 invoiced services lines and the re-spreads it received: for milestones and re-spreads) and
 ``sch:<schedule id>`` (a revenue schedule in force, with its invoiced plan and accounts).
@@ -69,7 +70,7 @@ from schemas.models import (
 
 __all__ = [
     "DEPENDENCY_REASONS",
-    "LEDGER",
+    "CONTRACTS",
     "RECON",
     "InvoiceState",
     "StateAccess",
@@ -78,7 +79,7 @@ __all__ = [
     "dependency_reason",
     "missing_dependencies",
     "recognise",
-    "reconcile",
+    "count_usage_and_billing",
     "load_recon",
     "recon_key",
 ]
@@ -86,7 +87,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RECON = "reconcile"
-LEDGER = "ledger"
+CONTRACTS = "contracts"
+"""The table of what later events of a customer need from earlier ones: invoices, subscriptions,
+revenue schedules (here) and discount holds (:mod:`processors.stages.holds`)."""
 
 INVOICE: Final = "invoice"
 ORDER_LINE: Final = "order-line"
@@ -174,7 +177,7 @@ def _schedule_key(schedule_id: str) -> bytes:
 def _load_schedules(read: StateAccess, subscription: SubscriptionState) -> list[TrackedSchedule]:
     schedules = []
     for schedule_id in subscription.schedule_ids:
-        raw = read(LEDGER, _schedule_key(schedule_id))
+        raw = read(CONTRACTS, _schedule_key(schedule_id))
         if raw is not None:
             schedules.append(TrackedSchedule.model_validate_json(raw))
     return schedules
@@ -187,16 +190,16 @@ def load_recon(read: StateAccess, key: ReconKey) -> ReconState | None:
 
 
 def _load_invoice(read: StateAccess, invoice_id: str) -> InvoiceState | None:
-    raw = read(LEDGER, _invoice_key(invoice_id))
+    raw = read(CONTRACTS, _invoice_key(invoice_id))
     return InvoiceState.model_validate_json(raw) if raw is not None else None
 
 
 def _load_subscription(read: StateAccess, subscription_id: str) -> SubscriptionState:
-    raw = read(LEDGER, _subscription_key(subscription_id))
+    raw = read(CONTRACTS, _subscription_key(subscription_id))
     return SubscriptionState.model_validate_json(raw) if raw is not None else SubscriptionState()
 
 
-def reconcile(
+def count_usage_and_billing(
     event: EventEnvelope,
     read: StateAccess,
     position: SourcePosition,
@@ -261,7 +264,7 @@ def missing_dependencies(event: EventEnvelope, read: StateAccess) -> list[str]:
 def recognise(
     event: EventEnvelope, read: StateAccess, out: Transition, accounts_of: AccountsOf = default_accounts
 ) -> None:
-    """Build the event's ERP commands and the ledger state they leave behind.
+    """Build the event's ERP commands and the contract state they leave behind.
 
     ``accounts_of`` gives a line's GL accounts from its product (the price book).
 
@@ -287,12 +290,12 @@ def recognise(
 
 
 def _store_subscription(subscription_id: str, state: SubscriptionState, out: Transition) -> None:
-    out.updates.append((LEDGER, _subscription_key(subscription_id), state.model_dump_json().encode()))
+    out.updates.append((CONTRACTS, _subscription_key(subscription_id), state.model_dump_json().encode()))
 
 
 def _store_schedule(tracked: TrackedSchedule, out: Transition) -> None:
     out.updates.append(
-        (LEDGER, _schedule_key(tracked.schedule.schedule_id), tracked.model_dump_json().encode())
+        (CONTRACTS, _schedule_key(tracked.schedule.schedule_id), tracked.model_dump_json().encode())
     )
 
 
@@ -325,7 +328,7 @@ def _invoice(event: InvoicePosted, read: StateAccess, out: Transition, accounts_
         total_minor=event.total_minor,
         payments=previous.payments if previous is not None else {},
     )
-    out.updates.append((LEDGER, _invoice_key(event.invoice_id), invoice.model_dump_json().encode()))
+    out.updates.append((CONTRACTS, _invoice_key(event.invoice_id), invoice.model_dump_json().encode()))
     subscription = _load_subscription(read, event.subscription_id)
     schedule_ids = list(subscription.schedule_ids)
     new: list[TrackedSchedule] = []
@@ -370,7 +373,7 @@ def _payment(event: PaymentReceived, read: StateAccess, out: Transition) -> None
         applied = min(event.amount_minor, max(open_before, 0))
         payments = {**invoice.payments, event.payment_id: (open_before, applied)}
         updated = invoice.model_copy(update={"payments": payments})
-        out.updates.append((LEDGER, _invoice_key(event.invoice_id), updated.model_dump_json().encode()))
+        out.updates.append((CONTRACTS, _invoice_key(event.invoice_id), updated.model_dump_json().encode()))
 
 
 def _respread(event: ContractAmended | RevenueScheduleAdjusted, read: StateAccess, out: Transition) -> None:

@@ -1,6 +1,6 @@
 """The hold stage: what waits for a discount approval, and its release.
 
-Runs after policy (``processors/engine/pipeline.py``), over the worker's ``ledger`` table:
+Runs after policy (``processors/engine/pipeline.py``), over the worker's ``contracts`` table:
 ``hold:quote:<customer id>/<quote id>`` (a :class:`QuoteHold`) and
 ``hold:opp:<customer id>/<correlation id>`` (an :class:`OpportunityHold`: its current quote and the
 records that wait, byte for byte). Every event
@@ -38,7 +38,7 @@ from processors.rules.approval import (
     quote_hold,
     refusal,
 )
-from processors.stages.accounting import LEDGER, StateAccess, Transition
+from processors.stages.accounting import CONTRACTS, StateAccess, Transition
 from processors.stages.retry import Parked, park_headers
 from schemas.models import BusinessException, DiscountApproved, EventEnvelope, QuoteApproved
 from streams.deadletter import SourceRecord
@@ -114,7 +114,7 @@ class Holds:
         hold = quote_hold(quote, out.exceptions, previous)
         if hold is not None and hold != previous:
             out.updates.append(
-                (LEDGER, _quote_key(quote.customer_id, quote.quote_id), hold.model_dump_json().encode())
+                (CONTRACTS, _quote_key(quote.customer_id, quote.quote_id), hold.model_dump_json().encode())
             )
         current = _load_opportunity(read, quote.customer_id, quote.correlation_id)
         after = opportunity_after_quote(quote, hold, current)
@@ -122,7 +122,7 @@ class Holds:
             return HoldOutcome()
         out.updates.append(
             (
-                LEDGER,
+                CONTRACTS,
                 _opportunity_key(quote.customer_id, quote.correlation_id),
                 after.model_dump_json().encode(),
             )
@@ -149,7 +149,7 @@ class Holds:
             update={"approved_by": approval.approver, "approval_event_id": approval.event_id}
         )
         out.updates.append(
-            (LEDGER, _quote_key(approval.customer_id, hold.quote_id), approved.model_dump_json().encode())
+            (CONTRACTS, _quote_key(approval.customer_id, hold.quote_id), approved.model_dump_json().encode())
         )
         current = _load_opportunity(read, approval.customer_id, hold.correlation_id)
         if current is not None and current.quote_id == hold.quote_id and current.standing:
@@ -157,7 +157,7 @@ class Holds:
             released = current.released(hold.quote_id)
             out.updates.append(
                 (
-                    LEDGER,
+                    CONTRACTS,
                     _opportunity_key(approval.customer_id, hold.correlation_id),
                     released.model_dump_json().encode(),
                 )
@@ -185,7 +185,7 @@ class Holds:
         held = current.with_record(record)
         out.updates.append(
             (
-                LEDGER,
+                CONTRACTS,
                 _opportunity_key(event.customer_id, event.correlation_id),
                 held.model_dump_json().encode(),
             )
@@ -212,10 +212,10 @@ def release_headers(record: HeldRecord) -> list[tuple[str, bytes | None]]:
 
 
 def _load_quote(read: StateAccess, customer_id: str, quote_id: str) -> QuoteHold | None:
-    raw = read(LEDGER, _quote_key(customer_id, quote_id))
+    raw = read(CONTRACTS, _quote_key(customer_id, quote_id))
     return QuoteHold.model_validate_json(raw) if raw is not None else None
 
 
 def _load_opportunity(read: StateAccess, customer_id: str, correlation_id: str) -> OpportunityHold | None:
-    raw = read(LEDGER, _opportunity_key(customer_id, correlation_id))
+    raw = read(CONTRACTS, _opportunity_key(customer_id, correlation_id))
     return OpportunityHold.model_validate_json(raw) if raw is not None else None

@@ -1,11 +1,11 @@
 """Reconciliation at batch level: parked usage registered, mismatches reported once per key and batch.
 
-Counting happens per record (:func:`processors.stages.accounting.reconcile`); reporting happens here,
-when every record of the batch was counted and before the batch's outputs are awaited and its
-state written, so that a key's intermediate differences inside one batch are never raised: only
-its final standing difference, and only when it differs from the one reported before. The
-exceptions and the revisions they store belong to the same batch as the counts: delivered in its
-step 2, written in its step 3 (``processors/engine/batches.py``).
+Counting happens per record (:func:`processors.stages.accounting.count_usage_and_billing`);
+reporting happens here, when every record of the batch was counted and before the batch's outputs
+are awaited and its state written, so that a key's intermediate differences inside one batch are
+never raised: only its final standing difference, and only when it differs from the one reported
+before. The exceptions and the revisions they store belong to the same batch as the counts:
+delivered in its step 2, written in its step 3 (``processors/engine/batches.py``).
 """
 
 from __future__ import annotations

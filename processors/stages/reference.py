@@ -55,7 +55,7 @@ class ReferenceFeed:
     ) -> None:
         self._kafka = kafka
         self._lookups = dict(lookups)
-        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._fetch_wait_ms = fetch_max_wait_ms
         self._caught_up = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,8 +83,8 @@ class ReferenceFeed:
         if self._thread is not None:
             return
         overrides: dict[str, Any] = {"enable.partition.eof": True, "enable.auto.commit": False}
-        if self._fetch_max_wait_ms is not None:
-            overrides["fetch.wait.max.ms"] = self._fetch_max_wait_ms
+        if self._fetch_wait_ms is not None:
+            overrides["fetch.wait.max.ms"] = self._fetch_wait_ms
         consumer = make_consumer(self._kafka, f"revstream-reference-{uuid.uuid4().hex[:12]}", **overrides)
         try:
             partitions = self._partitions(consumer)

@@ -45,7 +45,7 @@ from schemas.models.events import (
     UsageRecorded,
 )
 from schemas.models.master import Customer, LegalEntity, MasterRecord, Product
-from schemas.models.ops import BusinessException, DeadLetter, Header
+from schemas.models.ops import BusinessException
 
 __all__ = [
     "PAYLOAD_TYPES",
@@ -65,10 +65,8 @@ __all__ = [
     "Customer",
     "CustomerStatus",
     "DiscountApproved",
-    "DeadLetter",
     "ErpCommand",
     "EventEnvelope",
-    "Header",
     "Id",
     "Invoice",
     "InvoiceLine",

@@ -1,4 +1,4 @@
-"""Models of the operations records (``io.revstream.ops``): business exceptions and dead letters."""
+"""Models of the operations records (``io.revstream.ops``): business exceptions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from schemas.models.base import AvroInt, AvroLong, AvroRecord, Currency, Id, Tim
 from schemas.models.enums import ReasonCode
 from schemas.names import OPS_NAMESPACE
 
-__all__ = ["BusinessException", "DeadLetter", "Header"]
+__all__ = ["BusinessException"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,34 +51,3 @@ class BusinessException(AvroRecord):
         in ``exception_key``.
         """
         return self.resolution not in _NOT_RAISING
-
-
-class Header(AvroRecord):
-    """One original Kafka header, value bytes untouched."""
-
-    avro_name: ClassVar[str] = "Header"
-
-    key: str
-    value: bytes | None = None
-
-
-class DeadLetter(AvroRecord):
-    """A record the pipeline could not process, kept byte for byte with its error context."""
-
-    avro_name: ClassVar[str] = "DeadLetter"
-    avro_namespace: ClassVar[str | None] = OPS_NAMESPACE
-
-    original_topic: str
-    original_partition: AvroInt
-    original_offset: AvroLong
-    key: bytes | None = None
-    value: bytes | None = None
-    headers: tuple[Header, ...]
-    stage: str
-    reason_code: str
-    error_class: str
-    error_message: str
-    first_failure_at: TimestampMillis
-    last_failure_at: TimestampMillis
-    attempt: AvroInt
-    consumer_group: str | None = None

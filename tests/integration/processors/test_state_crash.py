@@ -32,7 +32,7 @@ from tests.unit.processors import factories as f
 WAIT_S = 90.0
 FAST_COMMITS = {"REVSTREAM_WORKER_COMMIT_INTERVAL": "0.2"}
 CRASHING = ("-m", "tests.integration.processors.crashing_worker")
-TABLES = ("dedupe", "reconcile", "ledger")
+TABLES = ("dedupe", "reconcile", "contracts")
 
 INVOICE = f.invoice(
     lines=(

@@ -76,7 +76,7 @@ def test_after_the_approval_another_allowed_one_changes_nothing_but_a_self_appro
 
 
 class _State:
-    """The worker's ledger table as a dict, applying each record's updates like the pipeline does."""
+    """The worker's contracts table as a dict, applying each record's updates like the pipeline does."""
 
     def __init__(self) -> None:
         self.data: dict[tuple[str, bytes], bytes] = {}

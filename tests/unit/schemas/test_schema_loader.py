@@ -39,7 +39,7 @@ def test_lookups_agree() -> None:
 def test_event_mappings_cover_every_event_type() -> None:
     assert list(EVENT_SCHEMAS) == list(EVENT_TYPES) == list(EVENT_MODELS)
     assert {schema.namespace for schema in EVENT_SCHEMAS.values()} == {"io.revstream.events"}
-    assert len(all_schemas()) == 17
+    assert len(all_schemas()) == 16
 
 
 def test_canonical_json_is_compact_and_keeps_docs_and_defaults() -> None:

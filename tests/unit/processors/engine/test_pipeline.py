@@ -15,6 +15,7 @@ from processors.engine.context import BatchContext
 from processors.engine.outputs import OutputProducer
 from processors.engine.pipeline import Pipeline
 from processors.rules.enrich import MasterView
+from processors.stages.accounting import CONTRACTS
 from processors.stages.decode import Decoded
 from schemas.models import AvroRecord, BusinessException, ErpCommand, EventEnvelope
 from streams.deadletter import parse_dead_letter
@@ -22,7 +23,7 @@ from streams.errors import RecordEncodeError
 from streams.settings import KafkaSettings, WorkerSettings
 from streams.topics import TopicCatalog
 from tests.unit.processors import factories as f
-from tests.unit.processors.agents.test_agents_plumbing import FakeProducer
+from tests.unit.processors.engine.fakes import FakeProducer
 
 CATALOG = TopicCatalog("ns", 3, 1)
 
@@ -114,7 +115,7 @@ def test_a_good_record_emits_its_commands_and_keeps_its_state() -> None:
     pipeline.process(message(invoice), ctx)
     pipeline.finish(ctx)
     assert set(topics(producer)) == {CATALOG.commands_topic}
-    assert any(table == "ledger" for table, _, _ in ctx.state.data)
+    assert any(table == CONTRACTS for table, _, _ in ctx.state.data)
 
 
 def test_a_rules_refusal_dead_letters_the_record_whole() -> None:
@@ -131,7 +132,7 @@ def test_a_rules_refusal_dead_letters_the_record_whole() -> None:
     )
     # Its dedupe entry is gone with it, so a replay from the dead-letter topic is processed.
     assert all(value is None for (table, _, _), value in ctx.state.data.items() if table == "dedupe")
-    assert not any(table == "ledger" for table, _, _ in ctx.state.data)
+    assert not any(table == CONTRACTS for table, _, _ in ctx.state.data)
 
 
 def test_an_output_that_does_not_encode_dead_letters_the_record_without_any_of_its_outputs() -> None:
@@ -142,7 +143,7 @@ def test_an_output_that_does_not_encode_dead_letters_the_record_without_any_of_i
     assert topics(producer) == [CATALOG.deadletter_topic("recognise")]
     letter = parse_dead_letter(producer.sent[0][1], producer.sent[0][2], producer.sent[0][3]["headers"])
     assert letter.failure.reason_code == "UNENCODABLE_OUTPUT"
-    assert not any(table == "ledger" for table, _, _ in ctx.state.data)
+    assert not any(table == CONTRACTS for table, _, _ in ctx.state.data)
 
 
 def test_a_broken_store_is_not_the_records_fault_and_propagates() -> None:

@@ -5,12 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from processors.engine.ordering import InputBuffer
-
-
-@dataclass(frozen=True)
-class TP:
-    topic: str
-    partition: int
+from tests.unit.processors.engine.fakes import TP
 
 
 @dataclass(frozen=True)

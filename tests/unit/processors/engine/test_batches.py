@@ -24,8 +24,7 @@ from processors.engine.state import StateBatch
 from processors.metrics import ProcessorMetrics
 from processors.stages.retry import Parked, park_headers
 from streams.settings import KafkaSettings
-from tests.unit.processors.agents.test_agents_ordering import TP
-from tests.unit.processors.agents.test_agents_plumbing import FakeProducer, FakeTable
+from tests.unit.processors.engine.fakes import TP, FakeProducer, FakeTable
 
 COMMANDS = "ns.erp.commands"
 
@@ -69,7 +68,7 @@ class ScriptedPipeline:
         self.log.append(f"output {message.offset}")
         if self.dead_letter_each:
             ctx.tally.dead_letters["decode", "CORRUPT_RECORD"] += 1
-        ctx.state.put("ledger", message.partition, b"k%d" % message.offset, b"v")
+        ctx.state.put("contracts", message.partition, b"k%d" % message.offset, b"v")
 
     def finish(self, ctx: Any) -> None:
         """Nothing to report."""
@@ -77,7 +76,7 @@ class ScriptedPipeline:
 
 class LoggingTable(FakeTable):
     def __init__(self, log: list[str]) -> None:
-        super().__init__("ledger", {})
+        super().__init__("contracts", {})
         self.log = log
 
     def write(self, partition: int, items: dict[bytes, bytes | None]) -> None:
@@ -150,7 +149,7 @@ def test_outputs_then_changelog_then_local_store_then_acknowledgement() -> None:
         await agent.run_due()
 
     asyncio.run(scenario())
-    changelog = "app-ledger-changelog"
+    changelog = "app-contracts-changelog"
     assert log == [
         "output 0",
         f"delivered {COMMANDS}",
@@ -176,7 +175,7 @@ def test_a_batch_reads_the_previous_batchs_state_before_it_is_stored() -> None:
 
     def process(message: Any, ctx: Any) -> None:
         assert isinstance(ctx.state, StateBatch)
-        reads.append(ctx.state.get("ledger", 0, b"k0"))
+        reads.append(ctx.state.get("contracts", 0, b"k0"))
         original(message, ctx)
 
     pipeline.process = process  # type: ignore[method-assign]

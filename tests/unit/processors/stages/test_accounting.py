@@ -8,14 +8,14 @@ from datetime import date
 from processors.rules.recognition import LineAccounts, default_accounts
 from processors.rules.reconcile import ReconKey, ReconState, SourcePosition, usage_key
 from processors.stages.accounting import (
-    LEDGER,
+    CONTRACTS,
     RECON,
     InvoiceState,
     Transition,
+    count_usage_and_billing,
     dependency_reason,
     missing_dependencies,
     recognise,
-    reconcile,
 )
 from processors.stages.mismatches import report_batch, track_parked_usage
 from schemas.models import EventEnvelope, JournalEntry, PaymentApplication
@@ -51,7 +51,7 @@ def at(offset: int) -> SourcePosition:
 def run(store: Store, event, offset: int = 0, retried: bool = False) -> Transition:
     """One record in a batch of its own: counted and recognised, then its touched keys reported."""
     out = Transition()
-    reconcile(event, store.read, at(offset), retried, 0, out)
+    count_usage_and_billing(event, store.read, at(offset), retried, 0, out)
     recognise(event, store.read, out)
     store.apply(out)
     touched: dict[tuple[int, ReconKey], tuple[EventEnvelope, bool]] = {
@@ -79,7 +79,7 @@ def test_payments_apply_against_what_is_open_and_a_replay_sees_the_same_open_amo
     assert (application(one).applied_minor, application(one).excess_minor) == (600, 0)
     assert (application(two).applied_minor, application(two).excess_minor) == (400, 200)
     assert replayed.commands == one.commands
-    invoice = InvoiceState.model_validate_json(store.data[LEDGER, b"inv:INV1"])
+    invoice = InvoiceState.model_validate_json(store.data[CONTRACTS, b"inv:INV1"])
     assert dict(invoice.payments) == {"PAY1": (1_000, 600), "PAY2": (400, 400)}
 
 
@@ -188,7 +188,7 @@ def test_a_batch_reports_each_touched_key_once_with_its_last_trigger():
     out = Transition()
     usages = [f.usage(f"U{i}", quantity=30) for i in range(4)]
     for offset, usage in enumerate(usages):
-        reconcile(usage, store.read, at(offset), False, 0, out)
+        count_usage_and_billing(usage, store.read, at(offset), False, 0, out)
         store.apply(out)
     touched = {(0, key): (usages[-1], False) for key, _ in out.touched}
     (only,) = report_batch(touched, store, 0)
@@ -225,7 +225,7 @@ def test_an_amendment_re_spreads_the_schedules_in_force_and_stores_the_new_versi
     amended = run(store, amendment)
 
     assert amended.commands, "the remainder is spread again from the effective date"
-    assert {table for table, _, _ in amended.updates} == {LEDGER}
+    assert {table for table, _, _ in amended.updates} == {CONTRACTS}
     # Processed again (a replay after its state was written), it finds nothing left to change;
     # its commands were delivered before that state was written.
     assert run(store, amendment).commands == []
