@@ -255,8 +255,8 @@ def build_app(
 
 
 def _resolve_output_schemas(pipeline: Pipeline, catalog: TopicCatalog) -> None:
-    pipeline.codec.prepare(catalog.commands_topic, ErpCommand)
-    pipeline.codec.prepare(catalog.exceptions_topic, BusinessException)
+    pipeline.serde.prepare(catalog.commands_topic, ErpCommand)
+    pipeline.serde.prepare(catalog.exceptions_topic, BusinessException)
 
 
 def exit_worker(reason: str) -> None:

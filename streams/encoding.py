@@ -1,7 +1,7 @@
-"""The publisher's hot path: a model's fields as the dict fastavro writes, built with the least work.
+"""The serde's encode hot path: a model's fields as the dict fastavro writes, built with the least work.
 
 ``AvroRecord.to_avro()`` rebuilds every record as a new dict and walks every value; on a producer
-that sends tens of thousands of records a second that costs more than the Avro encoding itself.
+or worker that sends tens of thousands of records a second that costs more than the Avro encoding itself.
 A pydantic model already keeps its field values in ``__dict__``, and fastavro takes enum members
 (``StrEnum`` compares equal to its symbol) and tuples as they are. What fastavro converts slowly are
 ``datetime`` and ``date`` values of logical types, so :func:`compile_record` derives, once per
@@ -13,17 +13,12 @@ over as its ``__dict__`` unchanged. The result is byte-for-byte what ``to_avro()
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
-import fastavro
-
-from schemas.models import AvroRecord
-
-__all__ = ["Converter", "compile_record", "encode_framed"]
+__all__ = ["Converter", "compile_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,16 +131,3 @@ def compile_record(schema: Mapping[str, Any], named: Mapping[str, Any] | None = 
 def _fields_of(record: Any) -> dict[str, Any]:
     values: dict[str, Any] = record.__dict__
     return values
-
-
-def encode_framed(header: bytes, parsed: dict[str, Any], convert: Converter, record: AvroRecord) -> bytes:
-    """Return ``header`` followed by ``record`` written schemaless with ``parsed``.
-
-    Raises:
-        ValueError, TypeError, KeyError, AttributeError, OverflowError: when the record does not
-            fit the schema (only a model built without validation can get here).
-    """
-    buffer = io.BytesIO()
-    buffer.write(header)
-    fastavro.schemaless_writer(buffer, parsed, convert(record))
-    return buffer.getvalue()

@@ -1,10 +1,13 @@
-"""Avro serde in the Confluent wire format, with schemas from a Confluent-compatible registry.
+"""Avro serde in the Confluent wire format: the one encode and the one decode path of revstream.
 
 A record on the wire is the magic byte ``0``, the writer's schema id as a 4-byte big-endian
-integer, then the Avro binary body (schemaless: no container header). The registry is reached only
-through confluent-kafka's ``SchemaRegistryClient``, so the same code runs against revstream's own
-registry and Confluent Schema Registry. Schema ids are cached per subject and parsed writer schemas
-per id, so the registry is asked once per schema, not once per record.
+integer, then the Avro binary body (schemaless: no container header); :mod:`streams.wire` frames
+it. Schema ids and writer schemas come from the registry through :mod:`streams.resolver`, each
+once. On top of that this module keeps, per (topic or subject, model type), what encoding needs
+(the framed header, the parsed schema and the model-to-record converter of :mod:`streams.encoding`)
+and, per (schema id, reader schema), what decoding needs, so that a record after the first costs a
+dict lookup and fastavro: no schema serialisation, no registry, no ``to_avro()`` walk. The worker,
+the sink, the SDK publisher and the tools all go through here.
 
 Decoding a model reads the writer's data with the shipped (newer) schema as the reader schema, so a
 record written before a field was added still decodes, with that field's default.
@@ -12,24 +15,19 @@ record written before a field was added still decodes, with that field's default
 Failures are typed (``streams.errors``): bytes that are not a framed Avro record raise
 :class:`CorruptRecordError`, an id the registry does not know :class:`UnknownSchemaIdError`, a record
 that decodes but breaks its model :class:`InvalidRecordError` (all three are dead-letter material);
-an unreachable registry raises :class:`RegistryUnavailableError` (retry, the record is fine).
+a value that does not fit its schema :class:`RecordEncodeError`; an unreachable registry raises
+:class:`RegistryUnavailableError` (retry, the record is fine).
 """
 
 from __future__ import annotations
 
-import importlib
 import io
-import json
 import logging
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import fastavro
-import httpx
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.serialization import (
     Deserializer,
     MessageField,
@@ -40,17 +38,16 @@ from fastavro.read import SchemaResolutionError
 from pydantic import ValidationError
 
 from schemas.errors import SchemaError
-from schemas.loader import AvroSchema, canonical_json, model_for_record, parse_definition, schema_for_model
+from schemas.loader import AvroSchema, model_for_record, schema_for_model
 from schemas.models import AvroRecord
+from streams.encoding import Converter, compile_record
 from streams.errors import (
     CorruptRecordError,
     InvalidRecordError,
     RecordEncodeError,
-    RegistryUnavailableError,
-    SchemaRegistrationError,
     SerdeError,
-    UnknownSchemaIdError,
 )
+from streams.resolver import ParsedSchema, SchemaLike, SchemaResolver
 from streams.settings import RegistrySettings
 from streams.wire import HEADER_SIZE, MAGIC_BYTE, SubjectStrategy, frame, subject_name, unframe
 
@@ -63,6 +60,7 @@ __all__ = [
     "AvroModelSerializer",
     "AvroSerde",
     "SchemaLike",
+    "encode_unregistered",
     "SubjectStrategy",
     "frame",
     "subject_name",
@@ -70,9 +68,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-SchemaLike = AvroSchema | Mapping[str, Any]
-"""A shipped schema from ``schemas.loader`` or a raw Avro record definition."""
 
 # What fastavro's reader raises on malformed bodies (measured by fuzzing every shipped schema):
 # truncated input, invalid UTF-8, union/enum indexes out of range, dates out of range.
@@ -86,34 +81,22 @@ AVRO_DECODE_ERRORS: Final = (
     KeyError,
 )
 
-
-def _transport_errors() -> tuple[type[Exception], ...]:
-    # confluent-kafka's registry client uses httpx2 when it is installed, else httpx; a network
-    # failure surfaces as that library's TransportError once the client's own retries ran out.
-    errors: list[type[Exception]] = [httpx.TransportError]
-    try:
-        errors.append(importlib.import_module("httpx2").TransportError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-_TRANSPORT_ERRORS: Final = _transport_errors()
-UNKNOWN_ID_TTL_S: Final = 10.0
-"""How long an id the registry answered 404 for is not asked again: a stream of records under an
-unknown id (another registry's, a deleted schema) would otherwise cost one request per record;
-a schema registered meanwhile is found after this long."""
-UNKNOWN_IDS_KEPT: Final = 10_000
-"""Unknown schema ids remembered at most (each for ``UNKNOWN_ID_TTL_S``)."""
-
 AVRO_ENCODE_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
+_Encoder = tuple[bytes, ParsedSchema, Converter]
+"""The framed header of the schema id, the writer schema, and how a value becomes fastavro's dict."""
 
-@dataclass(frozen=True)
-class _Parsed:
-    full_name: str
-    parsed: dict[str, Any]
-    canonical: str
+_Reading = tuple[ParsedSchema, ParsedSchema | None]
+"""The writer schema, and the reader schema when the two differ (resolution costs per record)."""
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(value)
+
+
+def _to_avro(value: Any) -> dict[str, Any]:
+    record: dict[str, Any] = value.to_avro()
+    return record
 
 
 class AvroSerde:
@@ -133,14 +116,12 @@ class AvroSerde:
         auto_register: bool = True,
         subject_strategy: SubjectStrategy = "topic",
     ) -> None:
-        self._registry = registry
-        self.auto_register = auto_register
+        self._schemas = SchemaResolver(registry, auto_register=auto_register)
         self.subject_strategy: SubjectStrategy = subject_strategy
-        self._ids: dict[tuple[str, str], int] = {}
-        self._writers: dict[int, _Parsed] = {}
-        self._unknown_until: dict[int, float] = {}
-        self._local: dict[str, _Parsed] = {}
-        self._needs_resolution: dict[tuple[int, str], bool] = {}
+        self._by_topic: dict[tuple[str, bool, type[AvroRecord]], _Encoder] = {}
+        self._by_subject: dict[tuple[str, type, ParsedSchema], _Encoder] = {}
+        self._readings: dict[tuple[int, ParsedSchema | None], _Reading] = {}
+        self._models: dict[tuple[int, type[AvroRecord] | None], tuple[type[AvroRecord], AvroSchema]] = {}
 
     @classmethod
     def from_settings(cls, settings: RegistrySettings, **options: Any) -> AvroSerde:
@@ -151,12 +132,34 @@ class AvroSerde:
         """
         return cls(SchemaRegistryClient.new_client(settings.client_config()), **options)
 
+    @property
+    def auto_register(self) -> bool:
+        """Whether a writer schema the subject lacks is registered (else it must exist)."""
+        return self._schemas.auto_register
+
+    @property
+    def _registry(self) -> SchemaRegistryClient:
+        return self._schemas.registry
+
     # -- encoding ---------------------------------------------------------------------------------
 
     def subject_for(self, topic: str, value: AvroRecord | SchemaLike, is_key: bool = False) -> str:
         """Return the subject a record (or schema) is registered under on ``topic``."""
-        full_name = value.avro_full_name() if isinstance(value, AvroRecord) else self._schema(value).full_name
+        full_name = (
+            value.avro_full_name() if isinstance(value, AvroRecord) else self._schemas.local(value).full_name
+        )
         return subject_name(self.subject_strategy, topic, full_name, is_key)
+
+    def prepare(self, topic: str, model: type[AvroRecord], is_key: bool = False) -> None:
+        """Resolve the schema id ``model`` is written with to ``topic`` now, not on its first record.
+
+        A worker does this at start for every output type, so no batch needs the registry half-way.
+
+        Raises:
+            RecordEncodeError: when ``model`` is not a top-level record.
+            SchemaRegistrationError, RegistryUnavailableError: when the registry refuses or is down.
+        """
+        self._topic_encoder(topic, is_key, model)
 
     def serialize(
         self,
@@ -168,12 +171,18 @@ class AvroSerde:
         """Encode ``value`` for ``topic``, the subject named by the serde's strategy.
 
         Raises:
-            SerdeError: see :meth:`encode`.
+            SerdeError: see :meth:`encode`; a topic's schema id is asked once per model type.
         """
-        writer = self._writer_for(value, schema)
-        subject = subject_name(self.subject_strategy, topic, writer.full_name, is_key)
         try:
-            return self._encode(subject, value, writer)
+            if schema is None and isinstance(value, AvroRecord):
+                encoder = self._by_topic.get((topic, is_key, type(value)))
+                if encoder is None:
+                    encoder = self._topic_encoder(topic, is_key, type(value))
+            else:
+                writer = self._writer_for(value, schema)
+                subject = subject_name(self.subject_strategy, topic, writer.full_name, is_key)
+                encoder = self._encoder(subject, value, writer)
+            return self._write(encoder, value)
         except SerdeError as exc:
             raise exc.at(topic) from exc.__cause__
 
@@ -188,7 +197,7 @@ class AvroSerde:
                 does not have it under ``subject``.
             RegistryUnavailableError: when the registry cannot be reached.
         """
-        return self._encode(subject, value, self._writer_for(value, schema))
+        return self._write(self._encoder(subject, value, self._writer_for(value, schema)), value)
 
     def schema_id(self, subject: str, schema: SchemaLike) -> int:
         """Return the registry id of ``schema`` under ``subject``, registering it if allowed.
@@ -197,59 +206,63 @@ class AvroSerde:
             SchemaRegistrationError: when the registry refuses it or does not have it.
             RegistryUnavailableError: when the registry cannot be reached.
         """
-        return self._schema_id(subject, self._schema(schema))
+        return self._schemas.schema_id(subject, self._schemas.local(schema))
 
-    def _encode(self, subject: str, value: AvroRecord | Mapping[str, Any], writer: _Parsed) -> bytes:
-        schema_id = self._schema_id(subject, writer)
-        record = value.to_avro() if isinstance(value, AvroRecord) else dict(value)
+    def _topic_encoder(self, topic: str, is_key: bool, model: type[AvroRecord]) -> _Encoder:
+        writer = self._model_writer(model)
+        subject = subject_name(self.subject_strategy, topic, writer.full_name, is_key)
+        encoder = self._by_topic[topic, is_key, model] = self._model_encoder(subject, model, writer)
+        return encoder
+
+    def _encoder(self, subject: str, value: AvroRecord | Mapping[str, Any], writer: ParsedSchema) -> _Encoder:
+        key = (subject, type(value), writer)
+        encoder = self._by_subject.get(key)
+        if encoder is not None:
+            return encoder
+        if isinstance(value, AvroRecord) and writer is self._model_writer(type(value)):
+            encoder = self._model_encoder(subject, type(value), writer)
+        else:
+            # A dict, or a model written with a schema other than its own: the general conversion.
+            convert = _to_avro if isinstance(value, AvroRecord) else _as_dict
+            encoder = (frame(self._schemas.schema_id(subject, writer), b""), writer, convert)
+        self._by_subject[key] = encoder
+        return encoder
+
+    def _model_encoder(self, subject: str, model: type[AvroRecord], writer: ParsedSchema) -> _Encoder:
+        # The compiled converter hands fastavro the model's own field values (byte-for-byte what
+        # to_avro() gives, tests/unit/test_encoding.py), instead of rebuilding the record.
+        try:
+            convert = compile_record(writer.parsed)
+        except ValueError:
+            convert = _to_avro  # a union the converter does not handle: the general conversion
+        return (frame(self._schemas.schema_id(subject, writer), b""), writer, convert)
+
+    def _model_writer(self, model: type[AvroRecord]) -> ParsedSchema:
+        try:
+            return self._schemas.local(schema_for_model(model))
+        except SchemaError as exc:
+            raise RecordEncodeError(f"{model.__name__} is not a top-level record: {exc}") from exc
+
+    def _writer_for(self, value: AvroRecord | Mapping[str, Any], schema: SchemaLike | None) -> ParsedSchema:
+        if schema is not None:
+            return self._schemas.local(schema)
+        if isinstance(value, AvroRecord):
+            return self._model_writer(type(value))
+        raise RecordEncodeError("a dict value needs its schema: pass schema=")
+
+    @staticmethod
+    def _write(encoder: _Encoder, value: Any) -> bytes:
+        header, writer, convert = encoder
         buffer = io.BytesIO()
-        buffer.write(frame(schema_id, b""))
+        buffer.write(header)
         try:
             # strict: a dict with a misspelt or missing field fails here instead of writing a default.
-            fastavro.schemaless_writer(buffer, writer.parsed, record, strict=True, strict_allow_default=True)
+            fastavro.schemaless_writer(
+                buffer, writer.parsed, convert(value), strict=True, strict_allow_default=True
+            )
         except AVRO_ENCODE_ERRORS as exc:
             raise RecordEncodeError(f"value does not fit {writer.full_name}: {exc}") from exc
         return buffer.getvalue()
-
-    def _writer_for(self, value: AvroRecord | Mapping[str, Any], schema: SchemaLike | None) -> _Parsed:
-        if schema is not None:
-            return self._schema(schema)
-        if isinstance(value, AvroRecord):
-            try:
-                return self._schema(schema_for_model(type(value)))
-            except SchemaError as exc:
-                raise RecordEncodeError(f"{type(value).__name__} is not a top-level record: {exc}") from exc
-        raise RecordEncodeError("a dict value needs its schema: pass schema=")
-
-    def _schema_id(self, subject: str, writer: _Parsed) -> int:
-        key = (subject, writer.canonical)
-        cached = self._ids.get(key)
-        if cached is not None:
-            return cached
-        schema = Schema(writer.canonical, "AVRO")
-        try:
-            if self.auto_register:
-                schema_id = self._registry.register_schema(subject, schema)
-            else:
-                found = self._registry.lookup_schema(subject, schema).schema_id
-                if found is None:
-                    raise SchemaRegistrationError(
-                        f"registry gave no id for {writer.full_name} under {subject}"
-                    )
-                schema_id = found
-        except SchemaRegistryError as exc:
-            if exc.http_status_code >= 500:
-                raise RegistryUnavailableError(f"schema registry failed on subject {subject}: {exc}") from exc
-            action = "register" if self.auto_register else "find"
-            raise SchemaRegistrationError(
-                f"registry would not {action} {writer.full_name} under subject {subject}: {exc}"
-            ) from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise RegistryUnavailableError(f"schema registry unreachable: {exc}; is it running?") from exc
-        self._ids[key] = schema_id
-        self._writers.setdefault(schema_id, writer)
-        logger.debug("schema %s is id %d under subject %s", writer.full_name, schema_id, subject)
-        return schema_id
 
     # -- decoding ---------------------------------------------------------------------------------
 
@@ -275,11 +288,32 @@ class AvroSerde:
         """
         try:
             schema_id, body = unframe(data)
-            writer = self._writer_by_id(schema_id)
-            reader = self._schema(reader_schema) if reader_schema is not None else None
-            return schema_id, self._read(schema_id, body, writer, reader)
+            reader = self._schemas.local(reader_schema) if reader_schema is not None else None
+            return schema_id, self._read(schema_id, body, reader)
         except SerdeError as exc:
             raise exc.at(topic, partition, offset) from exc.__cause__
+
+    def model_of(
+        self, schema_id: int, model: type[AvroRecord] | None = None
+    ) -> tuple[type[AvroRecord], AvroSchema]:
+        """Return the model a record of ``schema_id`` decodes into and its shipped (reader) schema.
+
+        ``model`` defaults to the model of the writer's record name.
+
+        Raises:
+            InvalidRecordError: no model for the record (or ``model`` is not a top-level record).
+            UnknownSchemaIdError, RegistryUnavailableError: see :meth:`writer_schema`.
+        """
+        key = (schema_id, model)
+        found = self._models.get(key)
+        if found is None:
+            writer = self._schemas.writer(schema_id)
+            try:
+                chosen = model or model_for_record(writer.full_name)
+                found = self._models[key] = (chosen, schema_for_model(chosen))
+            except SchemaError as exc:
+                raise InvalidRecordError(f"schema id {schema_id}: {exc}") from exc
+        return found
 
     def decode_model(
         self,
@@ -301,21 +335,16 @@ class AvroSerde:
         """
         try:
             schema_id, body = unframe(data)
-            writer = self._writer_by_id(schema_id)
+            chosen, schema = self.model_of(schema_id, model)
+            record = self._read(schema_id, body, self._schemas.local(schema))
             try:
-                model = model or model_for_record(writer.full_name)
-                reader = self._schema(schema_for_model(model))
-            except SchemaError as exc:
-                raise InvalidRecordError(f"schema id {schema_id}: {exc}") from exc
-            record = self._read(schema_id, body, writer, reader)
-            try:
-                return model.from_avro(record)
+                return chosen.from_avro(record)
             except ValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {error['msg']}"
                     for error in exc.errors()[:3]
                 )
-                raise InvalidRecordError(f"{writer.full_name} record breaks the model: {problems}") from exc
+                raise InvalidRecordError(f"{schema.full_name} record breaks the model: {problems}") from exc
         except SerdeError as exc:
             raise exc.at(topic, partition, offset) from exc.__cause__
 
@@ -327,70 +356,27 @@ class AvroSerde:
             InvalidRecordError: the schema is not an Avro record revstream can read.
             RegistryUnavailableError: the registry cannot be reached.
         """
-        return self._writer_by_id(schema_id).parsed
+        return self._schemas.writer(schema_id).parsed
 
-    def _remember_unknown(self, schema_id: int) -> None:
-        now = time.monotonic()
-        unknown = self._unknown_until
-        if len(unknown) >= UNKNOWN_IDS_KEPT:
-            # Forged ids are unbounded in number: forget the expired ones, then the oldest.
-            for stale in [key for key, until in unknown.items() if until <= now]:
-                del unknown[stale]
-            while len(unknown) >= UNKNOWN_IDS_KEPT:
-                del unknown[next(iter(unknown))]
-        unknown[schema_id] = now + UNKNOWN_ID_TTL_S
+    def _reading(self, schema_id: int, reader: ParsedSchema | None) -> _Reading:
+        key = (schema_id, reader)
+        reading = self._readings.get(key)
+        if reading is None:
+            writer = self._schemas.writer(schema_id)
+            # Resolution costs on every record; skip it when writer and reader are the same schema.
+            same = reader is None or reader is writer or writer.parsed == reader.parsed
+            reading = self._readings[key] = (writer, None if same else reader)
+        return reading
 
-    def _writer_by_id(self, schema_id: int) -> _Parsed:
-        cached = self._writers.get(schema_id)
-        if cached is not None:
-            return cached
-        if self._unknown_until.get(schema_id, 0.0) > time.monotonic():
-            raise UnknownSchemaIdError(
-                f"schema id {schema_id} is not in the registry (asked less than {UNKNOWN_ID_TTL_S:g}s ago)",
-                schema_id,
-            )
-        try:
-            registered = self._registry.get_schema(schema_id)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
-                self._remember_unknown(schema_id)
-                raise UnknownSchemaIdError(
-                    f"schema id {schema_id} is not in the registry (written against another registry, "
-                    "or the schema was deleted)",
-                    schema_id,
-                ) from exc
-            raise RegistryUnavailableError(f"schema registry failed on schema id {schema_id}: {exc}") from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise RegistryUnavailableError(f"schema registry unreachable: {exc}; is it running?") from exc
-        if registered.schema_type not in (None, "AVRO"):
-            raise InvalidRecordError(f"schema id {schema_id} is a {registered.schema_type} schema, not Avro")
-        if registered.references:
-            raise InvalidRecordError(
-                f"schema id {schema_id} uses schema references, which revstream does not read"
-            )
-        try:
-            writer = self._parse(json.loads(registered.schema_str or ""))
-        except (json.JSONDecodeError, SchemaError) as exc:
-            raise InvalidRecordError(f"schema id {schema_id} is not an Avro record schema: {exc}") from exc
-        self._writers[schema_id] = writer
-        return writer
-
-    def _read(self, schema_id: int, body: bytes, writer: _Parsed, reader: _Parsed | None) -> dict[str, Any]:
-        if reader is not None:
-            key = (schema_id, reader.canonical)
-            needs = self._needs_resolution.get(key)
-            if needs is None:
-                # Resolution costs on every record; skip it when writer and reader are the same schema.
-                needs = self._needs_resolution[key] = writer.parsed != reader.parsed
-            if not needs:
-                reader = None
+    def _read(self, schema_id: int, body: bytes, reader: ParsedSchema | None) -> dict[str, Any]:
+        writer, resolved = self._reading(schema_id, reader)
         stream = io.BytesIO(body)
         try:
-            record = fastavro.schemaless_reader(stream, writer.parsed, reader.parsed if reader else None)
+            record = fastavro.schemaless_reader(stream, writer.parsed, resolved.parsed if resolved else None)
         except SchemaResolutionError as exc:
-            assert reader is not None
+            assert resolved is not None
             raise InvalidRecordError(
-                f"schema id {schema_id} ({writer.full_name}) cannot be read as {reader.full_name}: {exc}"
+                f"schema id {schema_id} ({writer.full_name}) cannot be read as {resolved.full_name}: {exc}"
             ) from exc
         except AVRO_DECODE_ERRORS as exc:
             raise CorruptRecordError(
@@ -407,26 +393,18 @@ class AvroSerde:
             raise InvalidRecordError(f"schema id {schema_id} does not describe a record")
         return record
 
-    # -- schemas ----------------------------------------------------------------------------------
 
-    def _schema(self, schema: SchemaLike) -> _Parsed:
-        if isinstance(schema, AvroSchema):
-            return self._local.setdefault(
-                schema.canonical_json, _Parsed(schema.full_name, schema.parsed, schema.canonical_json)
-            )
-        canonical = canonical_json(schema)
-        cached = self._local.get(canonical)
-        if cached is None:
-            try:
-                cached = self._local[canonical] = self._parse(schema)
-            except SchemaError as exc:
-                raise RecordEncodeError(str(exc)) from exc
-        return cached
+def encode_unregistered(schema_id: int, record: AvroRecord) -> bytes:
+    """Frame ``record``, written with its shipped schema, under ``schema_id`` without any registry.
 
-    @staticmethod
-    def _parse(definition: Mapping[str, Any]) -> _Parsed:
-        parsed = parse_definition(definition)
-        return _Parsed(str(parsed["name"]), parsed, canonical_json(definition))
+    For records that must carry an id no registry has (the simulator's faults).
+
+    Raises:
+        RecordEncodeError: when the record does not fit its schema.
+    """
+    schema = schema_for_model(type(record))
+    writer = ParsedSchema(schema.full_name, schema.parsed, schema.canonical_json)
+    return AvroSerde._write((frame(schema_id, b""), writer, compile_record(schema.parsed)), record)
 
 
 class AvroModelSerializer(Serializer):

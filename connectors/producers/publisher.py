@@ -16,8 +16,8 @@ optional callback. Reports arrive while the producer is polled: every few publis
 or from a background thread (``background_poll=True``, for servers). At most ``max_in_flight``
 records wait for their acknowledgement; past that, ``publish`` waits for room (backpressure).
 
-The hot path does no per-record registry work: the schema id and parsed schema are cached per
-(model, topic), and the value is written straight after a pre-built Confluent header.
+The hot path does no per-record registry work: the serde (the one encode path of revstream) keeps the
+schema id, parsed schema and framed header per (topic, model) after the first record.
 """
 
 from __future__ import annotations
@@ -54,11 +54,10 @@ from schemas.loader import schema_for_model
 from schemas.models import AvroRecord, EventEnvelope, MasterRecord
 from schemas.names import EVENT_TYPES
 from streams.clients import producer as make_producer
-from streams.encoding import Converter, compile_record, encode_framed
+from streams.errors import RecordEncodeError
 from streams.serde import AvroSerde
 from streams.settings import Settings
 from streams.topics import TopicCatalog, catalog_for
-from streams.wire import frame
 
 __all__ = ["Delivery", "DeliveryCallback", "Publisher"]
 
@@ -78,9 +77,6 @@ class _Encoder:
     topic: str
     record_type: bytes
     schema_id: int
-    parsed: dict[str, Any]
-    convert: Converter
-    header: bytes
     schema_id_header: bytes
     report: Callable[[KafkaError | None, Message], None]
 
@@ -236,9 +232,9 @@ class Publisher:
         if tracker.failures:
             tracker.raise_failures()
         try:
-            value = encode_framed(encoder.header, encoder.parsed, encoder.convert, record)
+            value = self._serde.serialize(encoder.topic, record)
             raw_key = key.encode()
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        except RecordEncodeError as exc:
             raise EventValidationError(
                 f"{type(record).__name__} does not fit its schema: {exc}",
                 (FieldProblem("(record)", str(exc)),),
@@ -316,15 +312,15 @@ class Publisher:
         return encoder
 
     def _build_encoder(self, record: AvroRecord, topic: str, record_type: str) -> _Encoder:
-        schema = schema_for_model(type(record))
-        schema_id = self._serde.schema_id(self._serde.subject_for(topic, record), schema)
+        # Resolved now so that publish() fails before sending when the registry refuses; the serde
+        # keeps the id per (topic, model), so no later record asks the registry.
+        schema_id = self._serde.schema_id(
+            self._serde.subject_for(topic, record), schema_for_model(type(record))
+        )
         return _Encoder(
             topic,
             record_type.encode(),
             schema_id,
-            schema.parsed,
-            compile_record(schema.parsed),
-            frame(schema_id, b""),
             str(schema_id).encode(),
             partial(self._tracker.report, None, schema_id, None),
         )

@@ -17,10 +17,8 @@ from typing import Final
 
 from connectors.simulator.config import FaultRates
 from connectors.simulator.emissions import CORRUPT_RECORD, UNKNOWN_SCHEMA_ID, Emission
-from schemas.loader import schema_for_model
 from schemas.models import EventEnvelope
-from streams.encoding import compile_record, encode_framed
-from streams.wire import frame
+from streams.serde import encode_unregistered
 
 __all__ = ["UNKNOWN_SCHEMA_ID_BASE", "inject"]
 
@@ -38,8 +36,7 @@ def _corrupt_bytes(event: EventEnvelope, variant: int) -> bytes:
 
 
 def _unknown_schema(event: EventEnvelope, schema_id: int) -> bytes:
-    parsed = schema_for_model(type(event)).parsed
-    return encode_framed(frame(schema_id, b""), parsed, compile_record(parsed), event)
+    return encode_unregistered(schema_id, event)
 
 
 def inject(base: list[Emission], rates: FaultRates, rng: random.Random) -> list[Emission]:

@@ -14,14 +14,13 @@ import logging
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
 
-from processors.engine.codec import HotCodec
 from schemas.errors import SchemaError
 from schemas.loader import AvroSchema, model_for_record, schema_for_model
-from schemas.models import EventEnvelope
+from schemas.models import AvroRecord, EventEnvelope
 from streams.errors import CorruptRecordError, InvalidRecordError, SerdeError, UnknownSchemaIdError
 from streams.serde import AvroSerde
 from streams.wire import unframe
@@ -33,6 +32,7 @@ __all__ = [
     "DecodeFailure",
     "Decoded",
     "EventDecoder",
+    "OutputEncoder",
     "decode_reason",
 ]
 
@@ -69,18 +69,36 @@ def decode_reason(error: SerdeError) -> str:
     return INVALID_RECORD
 
 
+class OutputEncoder(Protocol):
+    """What the pipeline encodes its outputs with: :meth:`AvroSerde.serialize` (a fake in tests)."""
+
+    def encode(self, topic: str, record: AvroRecord) -> bytes:
+        """Return ``record`` framed for ``topic``.
+
+        Raises:
+            RecordEncodeError: when the record does not fit its schema.
+        """
+        ...
+
+
+class _SerdeOutputs:
+    # Nothing but the serde: its serialize, under the name the pipeline calls.
+    def __init__(self, serde: AvroSerde) -> None:
+        self.encode = serde.serialize
+
+
 class EventDecoder:
     """Decodes canonical events, caching the model and reader schema of every writer schema id."""
 
-    def __init__(self, serde: AvroSerde, codec: HotCodec | None = None) -> None:
+    def __init__(self, serde: AvroSerde) -> None:
         self._serde = serde
-        self._codec = codec or HotCodec(serde)
+        self._outputs = _SerdeOutputs(serde)
         self._readers: dict[int, tuple[type[EventEnvelope], AvroSchema]] = {}
 
     @property
-    def codec(self) -> HotCodec:
-        """The codec decoding (and, for the pipeline, encoding) on the hot path."""
-        return self._codec
+    def codec(self) -> OutputEncoder:
+        """The serde's encoding of outputs, for the pipeline (one serde decodes and encodes)."""
+        return self._outputs
 
     @staticmethod
     def schema_id_of(value: bytes | None) -> int | None:
@@ -119,10 +137,9 @@ class EventDecoder:
             if reader is None:
                 reader = self._reader_for(value)
             model, schema = reader
-            try:
-                record = self._codec.decode(value, schema)
-            except SerdeError as exc:
-                raise exc.at(topic, partition, offset) from exc.__cause__
+            _, record = self._serde.decode(
+                value, reader_schema=schema, topic=topic, partition=partition, offset=offset
+            )
             try:
                 event = model.from_avro(record)
             except ValidationError as exc:

@@ -21,7 +21,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from processors.engine.codec import HotCodec
 from processors.engine.outputs import OutputProducer
 from processors.metrics import BatchTally
 from processors.rules.approval import (
@@ -39,6 +38,7 @@ from processors.rules.approval import (
     refusal,
 )
 from processors.stages.accounting import CONTRACTS, StateAccess, Transition
+from processors.stages.decode import OutputEncoder
 from processors.stages.retry import Parked, park_headers
 from schemas.models import BusinessException, DiscountApproved, EventEnvelope, QuoteApproved
 from streams.deadletter import SourceRecord
@@ -76,7 +76,7 @@ class Holds:
     """The hold stage of one worker, with the discount matrix it judges approvals by."""
 
     def __init__(
-        self, levels: Mapping[int, int], catalog: TopicCatalog, codec: HotCodec, outputs: OutputProducer
+        self, levels: Mapping[int, int], catalog: TopicCatalog, codec: OutputEncoder, outputs: OutputProducer
     ) -> None:
         self.levels = dict(levels)
         self.catalog = catalog

@@ -1,4 +1,4 @@
-"""The fast encoding path (publisher and worker outputs) writes exactly the bytes ``to_avro()`` would."""
+"""The serde's model encoding (publisher and worker outputs) writes exactly what ``to_avro()`` would."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from schemas.loader import MODELS_BY_STEM, schema_for_model
 from schemas.models import AvroRecord, InvoicePosted, UsageRecorded
-from streams.encoding import compile_record, encode_framed
+from streams.encoding import compile_record
+from streams.serde import encode_unregistered
 from tests.unit.schemas.strategies import model_strategy, sample
 
 MODELS: list[type[AvroRecord]] = list(MODELS_BY_STEM.values())
@@ -29,8 +30,7 @@ def reference_bytes(record: AvroRecord) -> bytes:
 @given(data=st.data())
 def test_fast_path_bytes_equal_to_avro_bytes(model: type[AvroRecord], data: st.DataObject) -> None:
     record = data.draw(model_strategy(model))
-    parsed = schema_for_model(model).parsed
-    fast = encode_framed(b"\x00\x00\x00\x00\x07", parsed, compile_record(parsed), record)
+    fast = encode_unregistered(7, record)
     assert fast == b"\x00\x00\x00\x00\x07" + reference_bytes(record)
 
 
@@ -47,7 +47,7 @@ def test_pre_epoch_instants_floor_like_fastavro() -> None:
     record = sample(UsageRecorded, window_start=datetime(1969, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC))
     parsed = schema_for_model(UsageRecorded).parsed
     assert compile_record(parsed)(record)["window_start"] == -1
-    assert encode_framed(b"", parsed, compile_record(parsed), record) == reference_bytes(record)
+    assert encode_unregistered(7, record) == b"\x00\x00\x00\x00\x07" + reference_bytes(record)
 
 
 def test_nested_lines_with_dates_are_converted() -> None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from schemas.loader import MODELS_BY_STEM, schema_by_stem, schema_for_event
 from schemas.models import AvroRecord, OrderAccepted, PaymentReceived, UsageRecorded
-from streams import serde as serde_module
+from streams import resolver as resolver_module
 from streams.errors import (
     CorruptRecordError,
     InvalidRecordError,
@@ -152,12 +152,12 @@ def test_an_unknown_schema_id_is_asked_again_only_after_the_ttl(monkeypatch: pyt
 
     monkeypatch.setattr(serde._registry, "get_schema", counting)
     now = [1000.0]
-    monkeypatch.setattr(serde_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(resolver_module.time, "monotonic", lambda: now[0])
     for offset in range(3):
         with pytest.raises(UnknownSchemaIdError, match="schema id 4242 is not in the registry"):
             serde.decode_model(frame(4242, b"\x02a"), topic=TOPIC, partition=0, offset=offset)
     assert asked == [4242]
-    now[0] += serde_module.UNKNOWN_ID_TTL_S + 0.1
+    now[0] += resolver_module.UNKNOWN_ID_TTL_S + 0.1
     with pytest.raises(UnknownSchemaIdError):
         serde.decode_model(frame(4242, b"\x02a"), topic=TOPIC, partition=0, offset=3)
     assert asked == [4242, 4242]
