@@ -40,7 +40,6 @@ from pydantic import ValidationError
 from schemas.errors import SchemaError
 from schemas.loader import AvroSchema, model_for_record, schema_for_model
 from schemas.models import AvroRecord
-from schemas.models.decoded import from_decoded
 from streams.encoding import Converter, compile_record
 from streams.errors import (
     CorruptRecordError,
@@ -339,7 +338,7 @@ class AvroSerde:
             chosen, schema = self.model_of(schema_id, model)
             record = self._read(schema_id, body, self._schemas.local(schema))
             try:
-                return from_decoded(chosen, record)
+                return chosen.from_avro(record)
             except ValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {error['msg']}"

@@ -21,7 +21,6 @@ from pydantic import ValidationError
 from schemas.errors import SchemaError
 from schemas.loader import AvroSchema, model_for_record, schema_for_model
 from schemas.models import AvroRecord, EventEnvelope
-from schemas.models.decoded import from_decoded
 from streams.errors import CorruptRecordError, InvalidRecordError, SerdeError, UnknownSchemaIdError
 from streams.serde import AvroSerde
 from streams.wire import unframe
@@ -142,7 +141,7 @@ class EventDecoder:
                 value, reader_schema=schema, topic=topic, partition=partition, offset=offset
             )
             try:
-                event = from_decoded(model, record)
+                event = model.from_avro(record)
             except ValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(part) for part in error['loc']) or '(record)'}: {error['msg']}"
