@@ -101,11 +101,24 @@ class OutputProducer:
         """
         if self._errors:
             self._raise()
-        kwargs: dict[str, Any] = {}
-        if headers:
-            kwargs["headers"] = list(headers)
-        if partition is not None:
-            kwargs["partition"] = partition
+        if headers or partition is not None:
+            kwargs: dict[str, Any] = {}
+            if headers:
+                kwargs["headers"] = list(headers)
+            if partition is not None:
+                kwargs["partition"] = partition
+            self._queue(topic, key, value, kwargs)
+            return
+        # The common case (a command or exception): no keyword dict to build per record.
+        try:
+            self._producer.produce(topic, value, key)
+        except BufferError:
+            self._producer.poll(0.05)  # the queue is full: make room before trying again
+            self._queue(topic, key, value, {})
+            return
+        self._in_flight += 1
+
+    def _queue(self, topic: str, key: bytes | None, value: bytes | None, kwargs: dict[str, Any]) -> None:
         while True:
             try:
                 self._producer.produce(topic, value, key, **kwargs)
