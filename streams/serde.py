@@ -28,12 +28,6 @@ from typing import Any, Final
 
 import fastavro
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.serialization import (
-    Deserializer,
-    MessageField,
-    SerializationContext,
-    Serializer,
-)
 from fastavro.read import SchemaResolutionError
 from pydantic import ValidationError
 
@@ -56,8 +50,6 @@ __all__ = [
     "AVRO_ENCODE_ERRORS",
     "HEADER_SIZE",
     "MAGIC_BYTE",
-    "AvroModelDeserializer",
-    "AvroModelSerializer",
     "AvroSerde",
     "SchemaLike",
     "encode_unregistered",
@@ -405,40 +397,3 @@ def encode_unregistered(schema_id: int, record: AvroRecord) -> bytes:
     schema = schema_for_model(type(record))
     writer = ParsedSchema(schema.full_name, schema.parsed, schema.canonical_json)
     return AvroSerde._write((frame(schema_id, b""), writer, compile_record(schema.parsed)), record)
-
-
-class AvroModelSerializer(Serializer):
-    """confluent-kafka ``Serializer`` for ``SerializingProducer``: model in, framed Avro out."""
-
-    def __init__(self, serde: AvroSerde) -> None:
-        self._serde = serde
-
-    def __call__(self, obj: Any, ctx: SerializationContext | None = None) -> bytes | None:
-        """Encode ``obj`` (a model) for ``ctx.topic``; ``None`` stays ``None`` (a tombstone).
-
-        Raises:
-            SerdeError: when it cannot be encoded, or no context names the topic.
-        """
-        if obj is None:
-            return None
-        if ctx is None:
-            raise RecordEncodeError("a SerializationContext is needed to name the subject")
-        return self._serde.serialize(ctx.topic, obj, is_key=ctx.field == MessageField.KEY)
-
-
-class AvroModelDeserializer(Deserializer):
-    """confluent-kafka ``Deserializer`` for ``DeserializingConsumer``: framed Avro in, model out."""
-
-    def __init__(self, serde: AvroSerde, model: type[AvroRecord] | None = None) -> None:
-        self._serde = serde
-        self._model = model
-
-    def __call__(self, value: bytes | None, ctx: SerializationContext | None = None) -> AvroRecord | None:
-        """Decode ``value`` into its model; ``None`` (a tombstone) stays ``None``.
-
-        Raises:
-            SerdeError: see :meth:`AvroSerde.decode_model`.
-        """
-        if value is None:
-            return None
-        return self._serde.decode_model(value, self._model, topic=ctx.topic if ctx else None)

@@ -27,7 +27,8 @@ from streams.errors import (
     UnknownSchemaIdError,
 )
 from streams.faust_codec import AvroCodec
-from streams.serde import AvroModelDeserializer, AvroModelSerializer, AvroSerde
+from streams.serde import AvroSerde
+from streams.serializers import AvroModelDeserializer, AvroModelSerializer
 from streams.settings import RegistrySettings
 from streams.wire import frame, unframe
 from tests.unit.schemas.strategies import model_strategy, sample
